@@ -1,0 +1,59 @@
+# diecast-t1: every target creates and reuses .venv by itself.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+VERSION ?= v1.0
+DATA ?= data/die_casting.csv
+FORCE ?=
+OUT ?= models_onnx
+EVENT ?= tests/events/direct_named.json
+FORCE_FLAG := $(if $(filter 1 yes true,$(FORCE)),--force,)
+
+.DEFAULT_GOAL := help
+.PHONY: help venv data train convert convert-check demo invoke test lint format bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(STAMP): requirements-runtime.txt requirements-convert.txt requirements-dev.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+venv: $(STAMP) ## create .venv with the conversion, test and lint tools (torch==2.13.0 CPU)
+
+data: $(STAMP) ## regenerate the embedded synthetic dataset and its schema
+	$(PY) -m convert.dataset
+
+train: $(STAMP) ## train originals into deployment_models/VERSION (DATA=path.csv, FORCE=1)
+	$(PY) -m convert.train --version $(VERSION) --data $(DATA) $(FORCE_FLAG)
+
+convert: $(STAMP) ## export deployment_models/VERSION to models_onnx/VERSION with a parity certificate (FORCE=1)
+	$(PY) -m convert --version $(VERSION) --out $(OUT) $(FORCE_FLAG)
+
+demo: $(STAMP) ## the main job end to end on the embedded data, in build/demo (train, convert, serve)
+	rm -rf build/demo
+	$(PY) -m convert.train --version $(VERSION) --out build/demo/deployment_models
+	$(PY) -m convert --version $(VERSION) --models build/demo/deployment_models --out build/demo/models_onnx
+	@for e in tests/events/direct_named.json tests/events/batch.json tests/events/rest_predict.json tests/events/bad_missing_feature.json; do \
+		echo "== $$e"; MODEL_PATH=build/demo/models_onnx/$(VERSION) $(PY) -m runtime.invoke $$e || exit 1; done
+
+invoke: $(STAMP) ## print the handler's response to EVENT=tests/events/<name>.json
+	$(PY) -m runtime.invoke $(EVENT)
+
+lint: $(STAMP) ## ruff lint + format check, mypy on the serving path
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: $(STAMP) ## apply ruff's formatter and autofixes
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+test: $(STAMP) lint ## lint, then the whole test suite
+	$(PY) -m pytest
+
+clean: ## remove build outputs (keeps .venv)
+	rm -rf build .pytest_cache .ruff_cache .mypy_cache .hypothesis .benchmarks

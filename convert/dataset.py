@@ -1,0 +1,360 @@
+"""The embedded die-casting dataset: a deterministic synthetic stand-in, its schema and CSV loading.
+
+The plant's real CSV is private. This module generates a stand-in with the same shape (7,535 rows, 16
+``Process_*`` + 14 ``Sensor_*`` readings, a binary ``defect`` label at ~22.4 %, a ``defect_type``) from a
+documented generative story, so that a model has real, nonlinear structure to learn and is not perfect.
+
+Generative story
+----------------
+1. Each shot draws a handful of hidden states: the machine's operating point drifts slowly with the shift
+   (melt and die temperature), the vacuum system is sometimes degraded (a heavy right tail), the melt carries
+   dissolved hydrogen that rises with ambient humidity, and the plunger/hydraulics have a health factor.
+2. Process parameters are set around nominal values and follow those states; sensor readings measure the states
+   with their own noise (cavity pressure follows intensification pressure, mould temperatures follow the die
+   temperature, the plunger's peak velocity follows the fast-shot speed, ...).
+3. Seven defect mechanisms each get a logit built from interactions of standardised readings:
+   gas porosity (poor vacuum x hot melt x hydrogen), shrinkage porosity (low intensification pressure x short
+   hold x hot die), cold shut (cold melt x slow fill x cold die), misrun (light shot x low speed), flash
+   (pressure over clamping force), die soldering (hot die x short spray) and hot tearing (uneven mould
+   temperatures x short cooling). Each mechanism fires with probability sigmoid(logit); a part is defective if
+   any fires, and its ``defect_type`` is the mechanism with the largest sampled margin. A small share of
+   parts are mislabelled at inspection (both ways), so no model can be perfect.
+4. One global offset is solved by bisection so the expected defect rate is 22.4 %.
+
+Everything is drawn from one seeded ``numpy.random.Generator`` (PCG64), so the CSV is reproduced bit for bit.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = REPO_ROOT / "data"
+DEFAULT_CSV = DATA_DIR / "die_casting.csv"
+SCHEMA_JSON = DATA_DIR / "schema.json"
+
+N_ROWS = 7535
+SEED = 20240611
+TARGET_DEFECT_RATE = 0.224
+MISS_RATE = 0.03  # defects passed at inspection
+SCRAP_RATE = 0.012  # good parts scrapped at inspection
+LABEL_COLUMN = "defect"
+TYPE_COLUMN = "defect_type"
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    group: str
+    unit: str
+    description: str
+    low: float  # expected operating range (schema), not a hard limit
+    high: float
+    decimals: int
+
+
+FEATURES: tuple[Feature, ...] = (
+    Feature("Process_Temperature", "process", "degC", "Melt temperature in the holding furnace", 610, 690, 2),
+    Feature("Process_Pressure", "process", "MPa", "Intensification (third-phase) pressure", 90, 150, 2),
+    Feature("Process_InjectionSpeed", "process", "m/s", "Fast-shot plunger speed set point", 2.0, 5.0, 3),
+    Feature("Process_SlowShotSpeed", "process", "m/s", "Slow-shot plunger speed set point", 0.15, 0.45, 4),
+    Feature("Process_FillTime", "process", "ms", "Cavity fill time", 25, 75, 2),
+    Feature("Process_DieTemperature", "process", "degC", "Die temperature set point", 160, 280, 2),
+    Feature("Process_CoolingTime", "process", "s", "Dwell time before die opening", 6, 18, 3),
+    Feature("Process_HoldingTime", "process", "s", "Pressure holding time", 3, 9, 3),
+    Feature("Process_CycleTime", "process", "s", "Total shot cycle time", 45, 80, 2),
+    Feature("Process_VacuumLevel", "process", "mbar", "Residual cavity pressure under vacuum", 20, 400, 2),
+    Feature("Process_ShotWeight", "process", "kg", "Poured shot weight", 2.1, 2.7, 4),
+    Feature("Process_BiscuitThickness", "process", "mm", "Biscuit thickness after the shot", 15, 35, 2),
+    Feature("Process_SprayTime", "process", "s", "Die release agent spray time", 1.2, 3.8, 3),
+    Feature("Process_IntensificationTime", "process", "ms", "Rise time of the intensifier", 15, 45, 2),
+    Feature("Process_SwitchoverPosition", "process", "mm", "Slow-to-fast shot switchover position", 370, 430, 2),
+    Feature("Process_ClampingForce", "process", "kN", "Die clamping force", 7200, 8800, 1),
+    Feature("Sensor_MoldTempFixed", "sensor", "degC", "Thermocouple in the fixed die half", 150, 290, 2),
+    Feature("Sensor_MoldTempMoving", "sensor", "degC", "Thermocouple in the moving die half", 150, 290, 2),
+    Feature("Sensor_CoolingWaterTempIn", "sensor", "degC", "Cooling water inlet temperature", 18, 32, 2),
+    Feature("Sensor_CoolingWaterTempOut", "sensor", "degC", "Cooling water outlet temperature", 20, 38, 2),
+    Feature("Sensor_CoolingWaterFlow", "sensor", "L/min", "Cooling water flow", 25, 55, 2),
+    Feature("Sensor_HydraulicPressure", "sensor", "bar", "Accumulator hydraulic pressure", 115, 165, 2),
+    Feature("Sensor_HydraulicOilTemp", "sensor", "degC", "Hydraulic oil temperature", 35, 58, 2),
+    Feature("Sensor_CavityPressure", "sensor", "MPa", "Peak cavity pressure", 65, 130, 2),
+    Feature("Sensor_MeltHydrogen", "sensor", "mL/100g", "Dissolved hydrogen in the melt", 0.05, 0.35, 4),
+    Feature("Sensor_AmbientHumidity", "sensor", "%RH", "Relative humidity at the cell", 25, 90, 2),
+    Feature("Sensor_AmbientTemperature", "sensor", "degC", "Air temperature at the cell", 15, 35, 2),
+    Feature("Sensor_Vibration", "sensor", "mm/s", "RMS vibration of the shot end", 0.8, 5.5, 3),
+    Feature("Sensor_PlungerVelocityPeak", "sensor", "m/s", "Measured peak plunger velocity", 1.8, 5.4, 3),
+    Feature("Sensor_ShotSleeveTemp", "sensor", "degC", "Shot sleeve surface temperature", 160, 260, 2),
+)
+FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
+
+DEFECT_TYPES: tuple[str, ...] = (
+    "gas_porosity",
+    "shrinkage_porosity",
+    "cold_shut",
+    "misrun",
+    "flash",
+    "die_soldering",
+    "hot_tear",
+)
+
+
+class DataValidationError(ValueError):
+    """A training CSV does not match the schema; the message names the column and, where known, the row."""
+
+
+def _z(values: np.ndarray, mean: float, std: float) -> np.ndarray:
+    return (values - mean) / std
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def _readings(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+    """Hidden plant states, then the 30 readings that follow them."""
+    t = np.arange(n)
+    shift_drift = np.sin(2 * np.pi * t / 480.0) + 0.3 * np.sin(2 * np.pi * t / 97.0)
+    vacuum_degraded = rng.random(n) < 0.18
+    humidity = np.clip(55 + 12 * np.sin(2 * np.pi * t / 2600.0) + rng.normal(0, 8, n), 25, 95)
+    hydraulic_health = rng.normal(0, 1, n)
+
+    r: dict[str, np.ndarray] = {}
+    r["Process_Temperature"] = 650 + 8 * shift_drift + rng.normal(0, 11, n)
+    r["Process_Pressure"] = 120 + 3 * hydraulic_health + rng.normal(0, 9, n)
+    r["Process_InjectionSpeed"] = 3.5 + 0.15 * hydraulic_health + rng.normal(0, 0.45, n)
+    r["Process_SlowShotSpeed"] = 0.3 + rng.normal(0, 0.04, n)
+    r["Process_FillTime"] = 160 / r["Process_InjectionSpeed"] + rng.normal(0, 2.5, n)
+    r["Process_DieTemperature"] = 220 + 10 * shift_drift + rng.normal(0, 17, n)
+    r["Process_CoolingTime"] = 12 + rng.normal(0, 1.8, n)
+    r["Process_HoldingTime"] = 6 + rng.normal(0, 0.9, n)
+    r["Process_SprayTime"] = 2.5 + rng.normal(0, 0.38, n)
+    r["Process_CycleTime"] = (
+        38 + r["Process_CoolingTime"] + r["Process_HoldingTime"] + 2 * r["Process_SprayTime"] + rng.normal(0, 2, n)
+    )
+    base_vacuum = rng.lognormal(np.log(60), 0.35, n)
+    r["Process_VacuumLevel"] = np.where(vacuum_degraded, base_vacuum * rng.uniform(1.8, 4.5, n), base_vacuum)
+    r["Process_ShotWeight"] = 2.4 + rng.normal(0, 0.08, n)
+    r["Process_BiscuitThickness"] = 25 + 40 * (r["Process_ShotWeight"] - 2.4) + rng.normal(0, 2.2, n)
+    r["Process_IntensificationTime"] = 30 - 2 * hydraulic_health + rng.normal(0, 4.5, n)
+    r["Process_SwitchoverPosition"] = 400 + rng.normal(0, 9, n)
+    r["Process_ClampingForce"] = 8000 + rng.normal(0, 230, n)
+
+    die = r["Process_DieTemperature"]
+    r["Sensor_MoldTempFixed"] = die - 4 + rng.normal(0, 9, n)
+    r["Sensor_MoldTempMoving"] = die - 8 + rng.normal(0, 11, n)
+    r["Sensor_CoolingWaterTempIn"] = 24 + 2 * np.sin(2 * np.pi * t / 1300.0) + rng.normal(0, 1.6, n)
+    r["Sensor_CoolingWaterFlow"] = 40 + rng.normal(0, 4.5, n)
+    r["Sensor_CoolingWaterTempOut"] = (
+        r["Sensor_CoolingWaterTempIn"] + 0.045 * (die - 150) * 40 / r["Sensor_CoolingWaterFlow"] + rng.normal(0, 1, n)
+    )
+    r["Sensor_HydraulicPressure"] = 140 + 6 * hydraulic_health + rng.normal(0, 5, n)
+    r["Sensor_HydraulicOilTemp"] = 45 + 2.5 * shift_drift + rng.normal(0, 3, n)
+    r["Sensor_CavityPressure"] = 0.78 * r["Process_Pressure"] + rng.normal(0, 5, n)
+    r["Sensor_AmbientHumidity"] = humidity
+    r["Sensor_AmbientTemperature"] = 24 + 4 * np.sin(2 * np.pi * t / 2600.0 + 1.0) + rng.normal(0, 1.5, n)
+    r["Sensor_MeltHydrogen"] = np.clip(
+        0.1 + 0.0015 * (humidity - 55) + 0.0012 * (r["Process_Temperature"] - 650) + rng.gamma(4, 0.012, n),
+        0.02,
+        None,
+    )
+    r["Sensor_Vibration"] = np.clip(2.5 - 0.5 * hydraulic_health + rng.gamma(2, 0.35, n), 0.3, None)
+    r["Sensor_PlungerVelocityPeak"] = r["Process_InjectionSpeed"] * rng.normal(1.02, 0.04, n)
+    r["Sensor_ShotSleeveTemp"] = 150 + 0.25 * die + rng.normal(0, 9, n)
+    return r
+
+
+def _mechanism_logits(r: dict[str, np.ndarray]) -> np.ndarray:
+    """One logit per defect mechanism (columns in DEFECT_TYPES order), before the global offset."""
+    temp = _z(r["Process_Temperature"], 650, 12)
+    vac = _z(np.log(r["Process_VacuumLevel"]), np.log(70), 0.5)
+    h2 = _z(r["Sensor_MeltHydrogen"], 0.15, 0.05)
+    pres = _z(r["Process_Pressure"], 120, 9.5)
+    hold = _z(r["Process_HoldingTime"], 6, 0.9)
+    die = _z(r["Process_DieTemperature"], 220, 19)
+    fill = _z(r["Process_FillTime"], 47, 7)
+    weight = _z(r["Process_ShotWeight"], 2.4, 0.08)
+    speed = _z(r["Process_InjectionSpeed"], 3.5, 0.47)
+    clamp = _z(r["Process_ClampingForce"], 8000, 230)
+    cav = _z(r["Sensor_CavityPressure"], 94, 8.5)
+    spray = _z(r["Process_SprayTime"], 2.5, 0.38)
+    mold_gap = _z(np.abs(r["Sensor_MoldTempFixed"] - r["Sensor_MoldTempMoving"]), 11, 8)
+    cool = _z(r["Process_CoolingTime"], 12, 1.8)
+    flow = _z(r["Sensor_CoolingWaterFlow"], 40, 4.5)
+
+    softplus = np.logaddexp(0, 1)  # shift so that softplus(0) terms sit near zero
+    gas = 1.6 * np.logaddexp(0, 1.5 * vac) * np.logaddexp(0, temp + 0.8 * h2) - 1.2 * softplus
+    shrink = 1.2 * np.logaddexp(0, -pres - 0.6 * hold) * np.logaddexp(0, die) + 0.4 * np.maximum(-cav, 0) - 1.4
+    cold = 1.4 * np.logaddexp(0, -temp) * np.logaddexp(0, fill - 0.5 * die) - 1.1
+    misrun = 1.1 * np.maximum(-weight, 0) * np.logaddexp(0, -speed) + 0.5 * np.maximum(-weight - 1.5, 0) - 0.9
+    flash = 1.8 * np.maximum(cav - clamp - 1.2, 0) ** 1.5 - 0.8
+    solder = 1.3 * np.logaddexp(0, die - 0.7) * np.logaddexp(0, -spray) - 1.4
+    tear = 1.1 * np.logaddexp(0, mold_gap) * np.logaddexp(0, -cool - 0.5 * flow) - 1.4
+    return 2.0 * np.stack([gas, shrink, cold, misrun, flash, solder, tear], axis=1)
+
+
+def _solve_offset(logits: np.ndarray, target: float) -> float:
+    """Bisection for the offset that makes the expected share of parts with any defect equal ``target``."""
+    lo, hi = -20.0, 20.0
+    for _ in range(80):
+        mid = (lo + hi) / 2
+        p_clean = np.prod(1 - _sigmoid(logits + mid), axis=1)
+        if np.mean(1 - p_clean) > target:
+            hi = mid
+        else:
+            lo = mid
+    return (lo + hi) / 2
+
+
+def generate(n_rows: int = N_ROWS, seed: int = SEED) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Generate the synthetic dataset.
+
+    Returns
+    -------
+    X : ndarray of float64, shape (n_rows, 30), columns in ``FEATURE_NAMES`` order, rounded as in the CSV
+    y : ndarray of int64, shape (n_rows,), 1 = defect
+    defect_type : list of str, ``"none"`` for good parts
+    """
+    rng = np.random.default_rng(seed)
+    r = _readings(rng, n_rows)
+    X = np.column_stack([np.round(r[f.name], f.decimals) for f in FEATURES])
+    logits = _mechanism_logits(r)
+    # Aim the mechanisms below the target so that, after inspection errors, the label rate meets it.
+    pre_noise_rate = (TARGET_DEFECT_RATE - SCRAP_RATE) / (1 - MISS_RATE - SCRAP_RATE)
+    logits = logits + _solve_offset(logits, pre_noise_rate)
+    # Sample each mechanism through its logistic noise; keep the margin to name the dominant one.
+    margin = logits + rng.logistic(0.0, 1.0, logits.shape)
+    fired = margin > 0
+    y = fired.any(axis=1)
+    kind = np.argmax(margin, axis=1)
+    # Inspection errors: a few defects are missed and a few good parts are scrapped.
+    missed = y & (rng.random(n_rows) < MISS_RATE)
+    scrapped = ~y & (rng.random(n_rows) < SCRAP_RATE)
+    y = (y & ~missed) | scrapped
+    scrapped_kind = rng.integers(0, len(DEFECT_TYPES), n_rows)
+    kind = np.where(scrapped, scrapped_kind, kind)
+    types = [DEFECT_TYPES[k] if d else "none" for k, d in zip(kind, y, strict=True)]
+    return X, y.astype(np.int64), types
+
+
+def write_csv(path: Path, X: np.ndarray, y: np.ndarray, types: list[str]) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with tmp.open("w", newline="") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow([*FEATURE_NAMES, LABEL_COLUMN, TYPE_COLUMN])
+        for row, label, kind in zip(X, y, types, strict=True):
+            cells = [f"{v:.{f.decimals}f}" for v, f in zip(row, FEATURES, strict=True)]
+            w.writerow([*cells, int(label), kind])
+    tmp.replace(path)
+
+
+def schema() -> dict:
+    return {
+        "description": "Synthetic die-casting dataset (stand-in for the plant's private CSV); see convert/dataset.py",
+        "rows": N_ROWS,
+        "seed": SEED,
+        "label": {"name": LABEL_COLUMN, "values": [0, 1], "positive": "defect"},
+        "defect_type": {"name": TYPE_COLUMN, "values": ["none", *DEFECT_TYPES]},
+        "features": [
+            {
+                "name": f.name,
+                "group": f.group,
+                "unit": f.unit,
+                "description": f.description,
+                "expected_range": [f.low, f.high],
+            }
+            for f in FEATURES
+        ],
+    }
+
+
+def load_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read a training CSV and check it against the schema.
+
+    Returns ``X`` (n, 30) float64 in ``FEATURE_NAMES`` order and ``y`` (n,) int64. Extra columns are
+    ignored. Raises ``DataValidationError`` naming the column (and the 1-based data row) on any problem.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataValidationError(f"{path}: no such file")
+    with path.open(newline="") as fh:
+        reader = csv.reader(fh)
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise DataValidationError(f"{path}: the file is empty; expected a header row") from None
+        header = [h.strip() for h in header]
+        required = [*FEATURE_NAMES, LABEL_COLUMN]
+        missing = sorted(set(required) - set(header))
+        if missing:
+            shown = ", ".join(missing[:10]) + (f" (+{len(missing) - 10} more)" if len(missing) > 10 else "")
+            raise DataValidationError(f"{path}: missing column(s): {shown}")
+        dupes = sorted({h for h in header if header.count(h) > 1 and h in required})
+        if dupes:
+            raise DataValidationError(f"{path}: duplicated column(s): {', '.join(dupes)}")
+        idx = [header.index(name) for name in required]
+        rows: list[list[float]] = []
+        labels: list[int] = []
+        for line_no, cells in enumerate(reader, start=1):
+            if not cells:
+                continue
+            if len(cells) != len(header):
+                raise DataValidationError(f"{path}: row {line_no} has {len(cells)} cells, the header has {len(header)}")
+            values = []
+            for name, i in zip(FEATURE_NAMES, idx[:-1], strict=True):
+                values.append(_parse_number(path, cells[i], name, line_no))
+            label_cell = cells[idx[-1]].strip()
+            if label_cell not in {"0", "1", "0.0", "1.0"}:
+                raise DataValidationError(
+                    f"{path}: column {LABEL_COLUMN!r}, row {line_no}: label must be 0 or 1, got {label_cell!r}"
+                )
+            rows.append(values)
+            labels.append(int(float(label_cell)))
+    if not rows:
+        raise DataValidationError(f"{path}: no data rows")
+    y = np.asarray(labels, dtype=np.int64)
+    if len(set(labels)) < 2:
+        raise DataValidationError(f"{path}: column {LABEL_COLUMN!r} holds one class only; training needs both")
+    return np.asarray(rows, dtype=np.float64), y
+
+
+def _parse_number(path: Path, cell: str, column: str, row: int) -> float:
+    try:
+        value = float(cell)
+    except ValueError:
+        raise DataValidationError(f"{path}: column {column!r}, row {row}: not a number: {cell!r}") from None
+    if not math.isfinite(value):
+        raise DataValidationError(f"{path}: column {column!r}, row {row}: value must be finite, got {cell!r}")
+    return value
+
+
+def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m convert.dataset",
+        description="Regenerate the embedded synthetic dataset (data/die_casting.csv) and its schema.",
+    )
+    parser.add_argument("--out", type=Path, default=DEFAULT_CSV, help="CSV to write (default: %(default)s)")
+    parser.add_argument("--check", action="store_true", help="regenerate in memory and compare with --out")
+    args = parser.parse_args()
+    X, y, types = generate()
+    if args.check:
+        X_disk, y_disk = load_csv(args.out)
+        same = np.array_equal(X, X_disk) and np.array_equal(y, y_disk)
+        print(f"{args.out}: {'identical to' if same else 'DIFFERS from'} the generator's output")
+        raise SystemExit(0 if same else 1)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    write_csv(args.out, X, y, types)
+    SCHEMA_JSON.write_text(json.dumps(schema(), indent=2) + "\n")
+    counts = {k: types.count(k) for k in DEFECT_TYPES}
+    print(f"wrote {args.out}: {len(y)} rows, {int(y.sum())} defects ({y.mean():.1%}); by type: {counts}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+"""Shared fixtures. Tests are laid out by what they need:
+
+- ``test_validation.py``, ``test_runtime.py``, ``test_handler*.py``: the runtime only (numpy + onnxruntime);
+- everything marked ``convert``: the conversion side (torch, sklearn, onnx), imported inside the tests.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(0, str(REPO_ROOT / "lambda"))  # `lambda` is a keyword: handler.py is imported as `handler`
+
+SHIPPED_VERSION = "v1.0"
+DEPLOYMENT_DIR = REPO_ROOT / "deployment_models" / SHIPPED_VERSION
+ONNX_DIR = REPO_ROOT / "models_onnx" / SHIPPED_VERSION
+DATA_CSV = REPO_ROOT / "data" / "die_casting.csv"
+EVENTS_DIR = REPO_ROOT / "tests" / "events"
+
+
+@pytest.fixture(scope="session")
+def reference():
+    from convert.reference import load_reference
+
+    return load_reference(DEPLOYMENT_DIR)
+
+
+@pytest.fixture(scope="session")
+def dataset_xy():
+    from convert.dataset import load_csv
+
+    return load_csv(DATA_CSV)

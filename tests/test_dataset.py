@@ -1,0 +1,119 @@
+"""The embedded synthetic dataset: shape, names, label rate, determinism, and CSV validation."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from convert import dataset
+from convert.dataset import DataValidationError, load_csv
+
+pytestmark = pytest.mark.convert
+
+
+def test_shape_names_and_label_rate(dataset_xy):
+    X, y = dataset_xy
+    assert X.shape == (7535, 30)
+    assert X.dtype == np.float64
+    names = dataset.FEATURE_NAMES
+    assert sum(n.startswith("Process_") for n in names) == 16
+    assert sum(n.startswith("Sensor_") for n in names) == 14
+    assert names[0] == "Process_Temperature"
+    assert names[1] == "Process_Pressure"
+    assert set(np.unique(y)) == {0, 1}
+    assert 1689 - 40 <= y.sum() <= 1689 + 40
+    # the examples the plant gave: melt ~650 degC, intensification pressure ~120
+    assert abs(np.median(X[:, 0]) - 650) < 5
+    assert abs(np.median(X[:, 1]) - 120) < 5
+
+
+def test_readings_sit_mostly_in_the_schema_ranges(dataset_xy):
+    X, _ = dataset_xy
+    for j, f in enumerate(dataset.FEATURES):
+        inside = np.mean((X[:, j] >= f.low) & (X[:, j] <= f.high))
+        assert inside > 0.9, f"{f.name}: only {inside:.1%} of rows inside {f.low}..{f.high}"
+
+
+def test_defect_types_are_consistent_with_the_label():
+    with dataset.DEFAULT_CSV.open() as fh:
+        rows = list(csv.DictReader(fh))
+    kinds = {r["defect_type"] for r in rows}
+    assert kinds <= {"none", *dataset.DEFECT_TYPES}
+    assert len(kinds - {"none"}) >= 5
+    assert all((r["defect"] == "1") == (r["defect_type"] != "none") for r in rows)
+
+
+def test_generator_reproduces_the_shipped_csv_bit_for_bit(tmp_path):
+    X, y, types = dataset.generate()
+    out = tmp_path / "again.csv"
+    dataset.write_csv(out, X, y, types)
+    assert out.read_bytes() == dataset.DEFAULT_CSV.read_bytes()
+
+
+def test_schema_file_lists_every_feature_with_group_unit_and_range():
+    schema = json.loads(dataset.SCHEMA_JSON.read_text())
+    assert [f["name"] for f in schema["features"]] == list(dataset.FEATURE_NAMES)
+    for f in schema["features"]:
+        assert f["group"] in {"process", "sensor"}
+        assert f["unit"]
+        low, high = f["expected_range"]
+        assert low < high
+
+
+def _write(path, header, rows):
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+def _good_rows(n=4):
+    X, y, _ = dataset.generate(n_rows=50)
+    y[:2] = [0, 1]
+    return [[*map(str, X[i]), str(y[i])] for i in range(n)]
+
+
+HEADER = [*dataset.FEATURE_NAMES, "defect"]
+
+
+def test_missing_column_is_named(tmp_path):
+    header = [h for h in HEADER if h != "Sensor_Vibration"]
+    rows = [r[:27] + r[28:] for r in _good_rows()]
+    with pytest.raises(DataValidationError, match=r"missing column\(s\): Sensor_Vibration"):
+        load_csv(_write(tmp_path / "a.csv", header, rows))
+
+
+def test_non_numeric_cell_names_column_and_row(tmp_path):
+    rows = _good_rows()
+    rows[2][1] = "high"
+    with pytest.raises(DataValidationError, match=r"column 'Process_Pressure', row 3: not a number: 'high'"):
+        load_csv(_write(tmp_path / "a.csv", HEADER, rows))
+
+
+@pytest.mark.parametrize("bad", ["nan", "inf", "-inf", "NaN"])
+def test_non_finite_cell_is_rejected(tmp_path, bad):
+    rows = _good_rows()
+    rows[0][4] = bad
+    with pytest.raises(DataValidationError, match=r"column 'Process_FillTime', row 1: value must be finite"):
+        load_csv(_write(tmp_path / "a.csv", HEADER, rows))
+
+
+@pytest.mark.parametrize("bad", ["2", "yes", "", "0.5"])
+def test_non_binary_label_is_rejected(tmp_path, bad):
+    rows = _good_rows()
+    rows[1][-1] = bad
+    with pytest.raises(DataValidationError, match=r"column 'defect', row 2: label must be 0 or 1"):
+        load_csv(_write(tmp_path / "a.csv", HEADER, rows))
+
+
+def test_a_valid_csv_loads_in_schema_order_even_with_shuffled_columns(tmp_path):
+    rows = _good_rows()
+    order = list(reversed(range(len(HEADER))))
+    shuffled = _write(tmp_path / "a.csv", [HEADER[i] for i in order], [[r[i] for i in order] for r in rows])
+    X, _y = load_csv(shuffled)
+    assert X.shape == (4, 30)
+    np.testing.assert_array_equal(X[:, 0], [float(r[0]) for r in rows])

@@ -1,0 +1,80 @@
+"""The AutoEncoder's architecture and the reference predictor (the oracle)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.convert
+
+
+def test_autoencoder_layer_sizes_heads_and_shapes():
+    import torch
+
+    from convert.model import AutoEncoder, SwiGLU
+
+    ae = AutoEncoder().eval()
+    swiglu = [m for m in ae.encoder if isinstance(m, SwiGLU)]
+    assert [(m.proj.in_features, m.d_out) for m in swiglu] == [(30, 64), (64, 32), (32, 16)]
+    assert (ae.encoder[-1].in_features, ae.encoder[-1].out_features) == (16, 12)
+    dec = [m for m in ae.decoder if isinstance(m, SwiGLU)]
+    assert [(m.proj.in_features, m.d_out) for m in dec] == [(12, 16), (16, 32), (32, 64)]
+    assert (ae.decoder[-1].in_features, ae.decoder[-1].out_features) == (64, 30)
+    assert ae.attention.num_heads == 4
+    x = torch.randn(7, 30)
+    with torch.no_grad():
+        latent, weights = ae.encode(x)
+        recon, _, logit, _ = ae(x)
+    assert latent.shape == (7, 12)
+    assert weights.shape == (7, 30, 30)
+    assert recon.shape == (7, 30)
+    assert logit.shape == (7,)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(7, 30))
+
+
+def test_focal_loss_down_weights_easy_examples():
+    import torch
+
+    from convert.model import focal_loss
+
+    easy = focal_loss(torch.tensor([6.0]), torch.tensor([1.0]))
+    hard = focal_loss(torch.tensor([-2.0]), torch.tensor([1.0]))
+    assert 0 < easy < hard / 1000
+
+
+def test_reference_outputs_shapes_ranges_and_dtypes(reference, dataset_xy):
+    X, _ = dataset_xy
+    out = reference.predict(X[:100])
+    assert out["probability"].shape == (100,)
+    assert out["probability"].dtype == np.float64
+    assert out["label"].shape == (100,)
+    assert out["label"].dtype == np.int64
+    assert out["latent"].shape == (100, 12)
+    assert out["latent"].dtype == np.float32
+    assert out["attention"].shape == (100, 30)
+    assert out["attention"].dtype == np.float32
+    assert np.all((out["probability"] >= 0) & (out["probability"] <= 1))
+    np.testing.assert_allclose(out["attention"].sum(axis=1), 1.0, atol=1e-5)
+    assert np.all(out["attention"] >= 0)
+    np.testing.assert_array_equal(out["label"], out["probability"] >= reference.threshold)
+
+
+def test_reference_batch_of_one_equals_the_row_inside_a_batch(reference, dataset_xy):
+    X, _ = dataset_xy
+    batch = reference.predict(X[:100])
+    for i in (0, 37, 99):
+        single = reference.predict(X[i : i + 1])
+        for key in ("probability", "label", "latent", "attention"):
+            np.testing.assert_allclose(single[key][0], batch[key][i], rtol=0, atol=1e-6, err_msg=key)
+
+
+def test_reference_rejects_a_wrong_width(reference):
+    with pytest.raises(ValueError, match=r"expected \(n, 30\)"):
+        reference.predict(np.zeros((2, 29)))
+
+
+def test_shipped_metrics_are_in_the_expected_range(reference):
+    m = reference.metadata["metrics"]
+    assert 0.6 <= m["f1_score"] <= 0.8
+    assert 0.85 <= m["roc_auc"] <= 0.95
+    assert 0.05 <= reference.threshold <= 0.95
