@@ -1,0 +1,168 @@
+"""Pure input checks: request payloads and arrays -> a validated (n, 30) float64 matrix, or an error.
+
+Nothing here touches a session or the filesystem, so every rule is testable on its own. Errors are
+``InputValidationError`` with ``details``: a list of ``{"row", "field", "reason"}`` (``row`` is the 0-based
+position in a batch, ``None`` for a single request).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from runtime.exceptions import InputValidationError, PayloadTooLargeError
+
+MAX_LISTED = 10  # names listed in one message before "(+k more)"
+
+
+def _listing(names: Sequence[str]) -> str:
+    shown = ", ".join(names[:MAX_LISTED])
+    return shown + (f" (+{len(names) - MAX_LISTED} more)" if len(names) > MAX_LISTED else "")
+
+
+def _type_name(value: object) -> str:
+    if value is None:
+        return "null"
+    return {bool: "boolean", str: "string", list: "array", dict: "object"}.get(type(value), type(value).__name__)
+
+
+def _bad_value(value: object) -> str | None:
+    """Why ``value`` cannot be a reading, or None when it can (an int or float, finite, not a bool)."""
+    kind = type(value)
+    if kind is float:
+        return None if math.isfinite(value) else f"must be finite, got {value}"  # type: ignore[arg-type]
+    if kind is int:
+        return None if abs(value) < 1e300 else "is out of the float64 range"  # type: ignore[arg-type]
+    return f"must be a number, got {_type_name(value)}"
+
+
+def row_from_mapping(features: dict, names: Sequence[str], row: int | None = None) -> list[float]:
+    """A ``{"name": value, ...}`` object holding exactly the model's features -> values in model order."""
+    try:
+        values = [features[n] for n in names]
+    except KeyError:
+        values = None
+    if values is None or len(features) != len(names):
+        missing = sorted(set(names) - features.keys())
+        unknown = sorted(str(k) for k in features.keys() - set(names))
+        details = [{"row": row, "field": n, "reason": "missing"} for n in missing]
+        details += [{"row": row, "field": n, "reason": "unknown feature"} for n in unknown]
+        parts = []
+        if missing:
+            parts.append(f"missing feature(s): {_listing(missing)}")
+        if unknown:
+            parts.append(f"unknown feature(s): {_listing(unknown)}")
+        raise InputValidationError(_where(row) + "; ".join(parts), details[: 2 * MAX_LISTED])
+    _check_values(values, names, row)
+    return values
+
+
+def row_from_list(features: list, names: Sequence[str], row: int | None = None) -> list:
+    """``[30 numbers]`` in model order -> the same list, checked."""
+    if len(features) != len(names):
+        raise InputValidationError(
+            _where(row) + f"expected {len(names)} values in feature order, got {len(features)}",
+            [{"row": row, "field": "features", "reason": f"expected {len(names)} values, got {len(features)}"}],
+        )
+    _check_values(features, names, row)
+    return features
+
+
+def _check_values(values: Sequence[object], names: Sequence[str], row: int | None) -> None:
+    details = []
+    for name, value in zip(names, values, strict=True):
+        reason = _bad_value(value)
+        if reason is not None:
+            details.append({"row": row, "field": name, "reason": reason})
+    if details:
+        first = details[0]
+        more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
+        raise InputValidationError(_where(row) + f"feature {first['field']!r} {first['reason']}{more}", details)
+
+
+def _where(row: int | None) -> str:
+    return "" if row is None else f"instances[{row}]: "
+
+
+def parse_row(features: object, names: Sequence[str], row: int | None = None) -> list:
+    if isinstance(features, dict):
+        return row_from_mapping(features, names, row)
+    if isinstance(features, list):
+        return row_from_list(features, names, row)
+    raise InputValidationError(
+        _where(row) + f"'features' must be an object of named readings or an array of {len(names)} numbers, "
+        f"got {_type_name(features)}",
+        [{"row": row, "field": "features", "reason": f"wrong type: {_type_name(features)}"}],
+    )
+
+
+def rows_from_payload(payload: object, names: Sequence[str], max_batch: int) -> tuple[np.ndarray, bool]:
+    """A request body -> ((n, 30) float64 matrix, is_batch).
+
+    Accepted: ``{"features": {...} | [...]}`` (one row) or ``{"instances": [<object or array>, ...]}``.
+    """
+    if not isinstance(payload, dict):
+        raise InputValidationError(
+            f"the request must be a JSON object with 'features' or 'instances', got {_type_name(payload)}",
+            [{"row": None, "field": None, "reason": f"wrong top-level type: {_type_name(payload)}"}],
+        )
+    has_features, has_instances = "features" in payload, "instances" in payload
+    if has_features == has_instances:
+        got = sorted(str(k) for k in payload)[:MAX_LISTED]
+        raise InputValidationError(
+            "the request must hold exactly one of 'features' (one row) or 'instances' (a batch)"
+            + (f"; got keys: {', '.join(got)}" if got else "; got an empty object"),
+            [{"row": None, "field": None, "reason": "expected 'features' or 'instances'"}],
+        )
+    if has_features:
+        return np.array([parse_row(payload["features"], names)], dtype=np.float64), False
+    instances = payload["instances"]
+    if not isinstance(instances, list):
+        raise InputValidationError(
+            f"'instances' must be an array of rows, got {_type_name(instances)}",
+            [{"row": None, "field": "instances", "reason": f"wrong type: {_type_name(instances)}"}],
+        )
+    if not instances:
+        raise InputValidationError(
+            "'instances' is empty; send at least one row",
+            [{"row": None, "field": "instances", "reason": "empty batch"}],
+        )
+    if len(instances) > max_batch:
+        raise PayloadTooLargeError(
+            f"'instances' holds {len(instances)} rows; the limit is {max_batch} (split the batch)",
+            [{"row": None, "field": "instances", "reason": f"{len(instances)} rows > {max_batch}"}],
+        )
+    rows = [parse_row(item, names, i) for i, item in enumerate(instances)]
+    return np.array(rows, dtype=np.float64), True
+
+
+def check_matrix(X: object, n_features: int) -> np.ndarray:
+    """An array-like for ``Model.predict`` -> C-contiguous (n, n_features) float64, finite."""
+    arr = np.asarray(X)
+    if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise InputValidationError(f"X must hold real numbers, got dtype {arr.dtype}")
+    if arr.ndim != 2 or arr.shape[1] != n_features:
+        raise InputValidationError(f"X has shape {arr.shape}, but the model is expecting (n, {n_features})")
+    if arr.shape[0] == 0:
+        raise InputValidationError("X has no rows")
+    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    if not np.isfinite(arr).all():
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        raise InputValidationError(f"X contains NaN or infinity (first at row {bad[0]}, column {bad[1]})")
+    return arr
+
+
+def range_warnings(X: np.ndarray, low: np.ndarray, high: np.ndarray, names: Sequence[str], batch: bool) -> list[dict]:
+    """Readings outside the training range: one ``{"row"?, "feature", "value", "range"}`` each."""
+    outside = (low > X) | (high < X)
+    if not outside.any():
+        return []
+    out = []
+    for r, c in zip(*np.nonzero(outside), strict=True):
+        item: dict = {"feature": names[c], "value": float(X[r, c]), "range": [float(low[c]), float(high[c])]}
+        if batch:
+            item = {"row": int(r), **item}
+        out.append(item)
+    return out
