@@ -39,10 +39,10 @@ demo: $(STAMP) ## the main job end to end on the embedded data, in build/demo (t
 	$(PY) -m convert.train --version $(VERSION) --out build/demo/deployment_models
 	$(PY) -m convert --version $(VERSION) --models build/demo/deployment_models --out build/demo/models_onnx
 	@for e in tests/events/direct_named.json tests/events/batch.json tests/events/rest_predict.json tests/events/bad_missing_feature.json; do \
-		echo "== $$e"; MODEL_PATH=build/demo/models_onnx/$(VERSION) $(PY) -m runtime.invoke $$e || exit 1; done
+		echo "== $$e"; MODEL_PATH=build/demo/models_onnx/$(VERSION) $(PY) lambda/invoke.py --quiet-log $$e || exit 1; done
 
 invoke: $(STAMP) ## print the handler's response to EVENT=tests/events/<name>.json
-	$(PY) -m runtime.invoke $(EVENT)
+	$(PY) lambda/invoke.py $(EVENT)
 
 lint: $(STAMP) ## ruff lint + format check, mypy on the serving path
 	$(PY) -m ruff check .

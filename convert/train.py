@@ -51,8 +51,9 @@ AE_PATIENCE = 8
 AE_GRAD_CLIP = 1.0
 FOCAL_WEIGHT = 0.5
 GB_PARAMS = {"n_estimators": 200, "max_depth": 6, "learning_rate": 0.1, "subsample": 1.0, "random_state": SEED}
-# A prediction's confidence is its distance from the decision threshold.
-CONFIDENCE_BANDS = {"high": 0.30, "medium": 0.15}
+# A prediction's confidence is its distance from the decision threshold as a share of the room on its side:
+# (p - t) / (1 - t) for a defect, (t - p) / t for a normal part; "high" from 0.6, "medium" from 0.3, else "low".
+CONFIDENCE_BANDS = {"high": 0.6, "medium": 0.3}
 
 
 def _log(msg: str) -> None:
