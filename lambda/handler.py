@@ -222,7 +222,8 @@ def lambda_handler(event: Any, context: Any = None) -> dict[str, Any]:
         else:
             body, rows, defects = predict_payload(event)
             status = 200
-        body["processing_time_ms"] = round((time.perf_counter() - started) * 1e3, 3)
+        if rows:
+            body["processing_time_ms"] = round((time.perf_counter() - started) * 1e3, 3)
         _emit(request_id, started, "ok", status, rows, defects)
     except InputValidationError as exc:
         status, body = exc.status_code, _error_body(exc, request_id)

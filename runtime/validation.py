@@ -34,7 +34,7 @@ def _bad_value(value: object) -> str | None:
     if kind is float:
         return None if math.isfinite(value) else f"must be finite, got {value}"  # type: ignore[arg-type]
     if kind is int:
-        return None if abs(value) < 1e300 else "is out of the float64 range"  # type: ignore[arg-type]
+        return None if abs(value) < 1e300 else "out of the float64 range"  # type: ignore[arg-type]
     return f"must be a number, got {_type_name(value)}"
 
 
@@ -79,7 +79,8 @@ def _check_values(values: Sequence[object], names: Sequence[str], row: int | Non
     if details:
         first = details[0]
         more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
-        raise InputValidationError(_where(row) + f"feature {first['field']!r} {first['reason']}{more}", details)
+        verb = "" if first["reason"].startswith("must") else "is "
+        raise InputValidationError(_where(row) + f"feature {first['field']!r} {verb}{first['reason']}{more}", details)
 
 
 def _where(row: int | None) -> str:

@@ -1,0 +1,252 @@
+"""lambda/handler.py: replays tests/events/, the response contract, errors, logging. numpy + onnxruntime only."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import handler
+from tests.conftest import EVENTS_DIR, REPO_ROOT
+
+
+class FakeContext:
+    aws_request_id = "req-123"
+    function_name = "diecast-t1-test"
+
+
+def invoke(event):
+    """(status, body dict, is_proxy) whatever the event shape."""
+    out = handler.lambda_handler(event, FakeContext())
+    if "headers" in out:
+        assert out["headers"]["Content-Type"] == "application/json"
+        return out["statusCode"], json.loads(out["body"]), True
+    return out.get("statusCode", 200), out, False
+
+
+def load_event(name):
+    return json.loads((EVENTS_DIR / name).read_text())
+
+
+EXPECTED = {
+    "direct_named.json": 200,
+    "direct_list.json": 200,
+    "batch.json": 200,
+    "rest_predict.json": 200,
+    "rest_health.json": 200,
+    "http_api_predict.json": 200,
+    "http_api_predict_base64.json": 200,
+    "http_api_health.json": 200,
+    "function_url_predict.json": 200,
+    "bad_missing_feature.json": 400,
+    "bad_string_value.json": 400,
+    "bad_wrong_count.json": 400,
+    "bad_empty_batch.json": 400,
+    "bad_wrong_type.json": 400,
+    "rest_bad_not_json.json": 400,
+    "rest_bad_nan.json": 400,
+    "rest_bad_route.json": 404,
+    "function_url_bad_method.json": 405,
+}
+
+
+def test_every_sample_event_has_an_expectation():
+    assert sorted(p.name for p in EVENTS_DIR.glob("*.json")) == sorted(EXPECTED)
+
+
+@pytest.mark.parametrize(("name", "status"), sorted(EXPECTED.items()))
+def test_replay_sample_events(name, status):
+    got, body, _ = invoke(load_event(name))
+    assert got == status, body
+    if status >= 400:
+        assert set(body["error"]) == {"type", "message", "details", "request_id"}
+        assert body["error"]["request_id"] == "req-123"
+    elif "health" in name:
+        assert body == {"status": "ok", "model_version": "v1.0_12D_GB", "features": 30}
+    elif "predictions" in body:
+        assert body["count"] == len(body["predictions"]) == 3
+        for item in body["predictions"]:
+            assert_row_contract(item)
+    else:
+        assert_row_contract(body)
+
+
+def assert_row_contract(item):
+    pred = item["prediction"]
+    assert pred["class"] in {"defect", "normal"}
+    assert 0.0 <= pred["probability"] <= 1.0
+    assert pred["confidence"] in {"high", "medium", "low"}
+    assert (pred["class"] == "defect") == (pred["probability"] >= handler.MODEL.threshold)
+    assert len(item["latent_features"]) == 12
+    weights = item["attention_weights"]
+    assert list(weights) == list(handler.MODEL.feature_names)
+    assert abs(sum(weights.values()) - 1.0) < 1e-5
+
+
+def test_single_row_response_contract_and_shared_fields():
+    status, body, _ = invoke(load_event("direct_named.json"))
+    assert status == 200
+    assert set(body) == {
+        "prediction",
+        "latent_features",
+        "attention_weights",
+        "processing_time_ms",
+        "model_version",
+        "model_performance",
+        "warnings",
+    }
+    assert body["model_version"] == "v1.0_12D_GB"
+    assert set(body["model_performance"]) == {"f1_score", "roc_auc", "accuracy"}
+    assert body["prediction"]["class"] == "defect"
+    assert body["warnings"] == []
+    assert body["processing_time_ms"] > 0
+
+
+def test_handler_agrees_with_the_runtime():
+    event = load_event("direct_list.json")
+    _, body, _ = invoke(event)
+    out = handler.MODEL.predict([event["features"]])
+    assert body["prediction"]["probability"] == pytest.approx(float(out["probability"][0]), abs=0)
+    assert body["latent_features"] == pytest.approx(out["latent"][0].tolist(), abs=0)
+
+
+def test_out_of_range_readings_are_warned_but_predicted():
+    event = load_event("direct_named.json")
+    event["features"]["Process_Temperature"] = 900.0
+    status, body, _ = invoke(event)
+    assert status == 200
+    assert body["prediction"]["class"] in {"defect", "normal"}
+    [warning] = body["warnings"]
+    assert warning["feature"] == "Process_Temperature"
+    assert warning["value"] == 900.0
+    assert warning["range"][1] < 900.0
+
+
+def test_batch_warnings_name_the_row():
+    event = load_event("batch.json")
+    event["instances"][2]["Sensor_Vibration"] = -5.0
+    status, body, _ = invoke(event)
+    assert status == 200
+    assert [(w["row"], w["feature"]) for w in body["warnings"]] == [(2, "Sensor_Vibration")]
+
+
+def test_batch_over_the_limit_is_413(monkeypatch):
+    monkeypatch.setattr(handler, "MAX_BATCH_SIZE", 2)
+    status, body, _ = invoke(load_event("batch.json"))
+    assert status == 413
+    assert body["error"]["type"] == "PayloadTooLarge"
+
+
+def test_oversized_body_is_413(monkeypatch):
+    monkeypatch.setattr(handler, "MAX_BODY_BYTES", 100)
+    status, body, proxy = invoke(load_event("rest_predict.json"))
+    assert proxy
+    assert status == 413
+    assert "over 100 bytes" in body["error"]["message"]
+
+
+def test_unexpected_failure_is_a_generic_500_with_the_request_id(monkeypatch, caplog):
+    def boom(X):
+        raise RuntimeError("/var/task/secret/path onnxruntime internal detail")
+
+    monkeypatch.setattr(handler.MODEL, "raw_predict", boom)
+    status, body, _ = invoke(load_event("rest_predict.json"))
+    assert status == 500
+    assert body["error"]["type"] == "InternalError"
+    assert body["error"]["request_id"] == "req-123"
+    text = json.dumps(body)
+    assert "secret" not in text
+    assert "Traceback" not in text
+    [record] = [r for r in caplog.records if r.levelname == "ERROR"]  # the traceback goes to the log only
+    assert record.exc_info is not None
+    assert "req-123" in record.getMessage()
+
+
+def test_one_structured_log_line_with_emf_per_request(capsys):
+    capsys.readouterr()
+    invoke(load_event("batch.json"))
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1
+    record = json.loads(lines[0])
+    assert record["request_id"] == "req-123"
+    assert record["rows"] == 3
+    assert record["outcome"] == "ok"
+    assert record["DefectPredictions"] + record["NormalPredictions"] == 3
+    directive = record["_aws"]["CloudWatchMetrics"][0]
+    assert {m["Name"] for m in directive["Metrics"]} >= {"Latency", "Rows", "DefectPredictions"}
+    assert "features" not in lines[0]  # never the raw payload at INFO
+    invoke(load_event("bad_wrong_count.json"))
+    record = json.loads(capsys.readouterr().out)
+    assert record["ErrorType"] == "InvalidInput"
+    assert ["ModelVersion", "ErrorType"] in record["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
+
+
+json_scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8)
+junk = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=8), inner, max_size=5),
+    max_leaves=20,
+)
+feature_names = st.sampled_from(list(handler.MODEL.feature_names) + ["features", "instances", "x"])
+near_miss = st.one_of(
+    st.fixed_dictionaries({"features": junk}),
+    st.fixed_dictionaries({"instances": st.lists(junk, max_size=4)}),
+    st.fixed_dictionaries({"features": st.dictionaries(feature_names, junk, max_size=31)}),
+    st.fixed_dictionaries({"features": st.lists(junk, min_size=29, max_size=31)}),
+    junk,
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(payload=near_miss)
+def test_generated_junk_always_gets_a_4xx_error_object(payload):
+    status, body, _ = invoke(payload)
+    if status == 200:  # a generated payload can be valid by chance: 30 numbers in range
+        assert "prediction" in body or "predictions" in body
+        return
+    assert 400 <= status < 500, body
+    assert set(body["error"]) == {"type", "message", "details", "request_id"}
+    assert "Traceback" not in json.dumps(body)
+
+
+@settings(max_examples=200, deadline=None)
+@given(body=st.text(max_size=60) | st.binary(max_size=60).map(lambda b: b.decode("latin-1")))
+def test_generated_junk_bodies_through_api_gateway_get_a_4xx(body):
+    event = load_event("rest_predict.json")
+    event["body"] = body
+    status, payload, _ = invoke(event)
+    assert 400 <= status < 500
+    assert payload["error"]["type"] in {"InvalidInput", "PayloadTooLarge"}
+
+
+def test_deeply_nested_json_is_a_400():
+    event = load_event("rest_predict.json")
+    event["body"] = "[" * 100_000 + "]" * 100_000
+    status, body, _ = invoke(event)
+    assert status == 400
+    assert "not valid JSON" in body["error"]["message"]
+
+
+AUDIT = """
+import sys
+seen = []
+sys.addaudithook(lambda event, args: seen.append((event, str(args[0]) if args else "")))
+sys.path[:0] = ["lambda", "."]
+import handler
+handler.lambda_handler({"features": [float(f["mean"]) for f in handler.MODEL.manifest["features"]]})
+heavy = [m for m in ("torch", "sklearn", "joblib", "skl2onnx", "onnx", "scipy") if m in sys.modules]
+unpickled = [a for e, a in seen if e == "pickle.find_class"]
+opened = [a for e, a in seen if e == "open" and a.endswith((".pkl", ".pth", ".joblib"))]
+print("heavy=" + ",".join(heavy))
+print("unpickled=" + ",".join(unpickled))
+print("opened=" + ",".join(opened))
+"""
+
+
+def test_handler_imports_no_torch_sklearn_and_unpickles_nothing():
+    proc = subprocess.run([sys.executable, "-c", AUDIT], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    assert proc.stdout.splitlines()[-3:] == ["heavy=", "unpickled=", "opened="]

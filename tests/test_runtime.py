@@ -1,0 +1,121 @@
+"""runtime.load / Model: artifact verification, session settings, predict contract. numpy + onnxruntime only."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+import runtime
+from runtime import ModelArtifactError
+from tests.conftest import ONNX_DIR, REPO_ROOT
+
+
+@pytest.fixture(scope="module")
+def model():
+    return runtime.load(ONNX_DIR)
+
+
+@pytest.fixture
+def model_copy(tmp_path):
+    dst = tmp_path / "v1.0"
+    shutil.copytree(ONNX_DIR, dst)
+    return dst
+
+
+def test_pinned_onnxruntime_loads_the_shipped_artifact(model):
+    pinned = re.search(r"^onnxruntime==(\S+)", (REPO_ROOT / "requirements-runtime.txt").read_text(), re.M)
+    assert pinned, "requirements-runtime.txt must pin onnxruntime"
+    assert ort.__version__ == pinned.group(1)
+    assert model.session.get_providers() == ["CPUExecutionProvider"]
+    assert model.model_version == "v1.0_12D_GB"
+
+
+def test_session_is_single_threaded_without_spinning():
+    opts = runtime.model.session_options()
+    assert opts.intra_op_num_threads == 1
+    assert opts.inter_op_num_threads == 1
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
+def test_predict_shapes_and_dtypes(model):
+    X = np.tile([f["mean"] for f in model.manifest["features"]], (5, 1))
+    out = model.predict(X)
+    assert out["probability"].shape == (5,) and out["probability"].dtype == np.float32
+    assert out["label"].shape == (5,) and out["label"].dtype == np.int64
+    assert out["latent"].shape == (5, 12) and out["latent"].dtype == np.float32
+    assert out["attention"].shape == (5, 30) and out["attention"].dtype == np.float32
+    np.testing.assert_allclose(out["attention"].sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(out["label"], out["probability"] >= np.float32(model.threshold))
+
+
+def test_batch_of_one_equals_the_row_in_a_batch(model):
+    rng = np.random.default_rng(0)
+    mean = np.array([f["mean"] for f in model.manifest["features"]])
+    std = np.array([f["std"] for f in model.manifest["features"]])
+    X = mean + std * rng.standard_normal((64, 30))
+    batch = model.predict(X)
+    for i in (0, 17, 63):
+        one = model.predict(X[i : i + 1])
+        for k in ("probability", "latent", "attention"):
+            np.testing.assert_allclose(one[k][0], batch[k][i], rtol=0, atol=1e-6)
+        assert one["label"][0] == batch["label"][i]
+
+
+def test_predict_rejects_bad_arrays(model):
+    with pytest.raises(runtime.InputValidationError, match=r"expecting \(n, 30\)"):
+        model.predict(np.zeros((1, 29)))
+    with pytest.raises(runtime.InputValidationError, match="NaN"):
+        model.predict(np.full((1, 30), np.nan))
+
+
+def test_tampered_model_file_fails_at_load(model_copy):
+    path = model_copy / "model.onnx"
+    blob = bytearray(path.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    path.write_bytes(bytes(blob))
+    with pytest.raises(ModelArtifactError, match="does not match its manifest: sha256"):
+        runtime.load(model_copy)
+
+
+def test_missing_model_file_fails_at_load(model_copy):
+    (model_copy / "model.onnx").unlink()
+    with pytest.raises(ModelArtifactError, match="cannot read the model file"):
+        runtime.load(model_copy)
+
+
+def test_missing_or_corrupt_manifest_fails_at_load(model_copy, tmp_path):
+    with pytest.raises(ModelArtifactError, match="no manifest.json"):
+        runtime.load(tmp_path / "nowhere")
+    (model_copy / "manifest.json").write_text("{not json")
+    with pytest.raises(ModelArtifactError, match="not valid JSON"):
+        runtime.load(model_copy)
+    (model_copy / "manifest.json").write_text(json.dumps({"format": 1}))
+    with pytest.raises(ModelArtifactError, match="lacks required key"):
+        runtime.load(model_copy)
+
+
+def test_garbage_model_with_a_matching_hash_is_refused(model_copy):
+    import hashlib
+
+    (model_copy / "model.onnx").write_bytes(b"not an onnx model")
+    manifest = json.loads((model_copy / "manifest.json").read_text())
+    manifest["model_sha256"] = hashlib.sha256(b"not an onnx model").hexdigest()
+    (model_copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelArtifactError, match="onnxruntime cannot load"):
+        runtime.load(model_copy)
+
+
+def test_manifest_holds_what_serving_needs(model):
+    m = model.manifest
+    assert len(m["features"]) == 30
+    for f in m["features"]:
+        assert {"name", "group", "unit", "min", "max", "mean", "std"} <= f.keys()
+    assert set(m["metrics"]) == {"f1_score", "roc_auc", "accuracy"}
+    assert m["parity"]["passed"] is True
+    assert {"high", "medium"} <= m["confidence_bands"].keys()
+    assert m["input"] == {"name": "features", "shape": ["batch", 30], "dtype": "float64"}

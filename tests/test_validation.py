@@ -1,0 +1,124 @@
+"""Pure input checks (runtime.validation): no session, no model file."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from runtime.exceptions import InputValidationError, PayloadTooLargeError
+from runtime.validation import check_matrix, range_warnings, rows_from_payload
+
+NAMES = tuple(f"f{i:02d}" for i in range(30))
+ROW = {n: float(i) for i, n in enumerate(NAMES)}
+
+
+def test_named_row_is_put_in_model_order():
+    shuffled = dict(reversed(list(ROW.items())))
+    X, batch = rows_from_payload({"features": shuffled}, NAMES, 10)
+    assert not batch
+    assert X.dtype == np.float64
+    np.testing.assert_array_equal(X, [list(range(30))])
+
+
+def test_list_row_and_mixed_batch():
+    X, batch = rows_from_payload({"instances": [ROW, list(range(30))]}, NAMES, 10)
+    assert batch
+    assert X.shape == (2, 30)
+
+
+def test_missing_and_unknown_names_are_listed_sorted():
+    row = {k: v for k, v in ROW.items() if k not in {"f03", "f01"}} | {"zz": 1.0, "aa": 2.0}
+    with pytest.raises(InputValidationError, match=r"missing feature\(s\): f01, f03; unknown feature\(s\): aa, zz") as e:
+        rows_from_payload({"features": row}, NAMES, 10)
+    assert {d["field"] for d in e.value.details} == {"f01", "f03", "aa", "zz"}
+
+
+def test_many_missing_names_are_capped():
+    with pytest.raises(InputValidationError, match=r"\(\+20 more\)"):
+        rows_from_payload({"features": {}}, NAMES, 10)
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (True, "must be a number, got boolean"),
+        ("650", "must be a number, got string"),
+        (None, "must be a number, got null"),
+        ([1.0], "must be a number, got array"),
+        ({"v": 1}, "must be a number, got object"),
+        (math.nan, "must be finite, got nan"),
+        (math.inf, "must be finite, got inf"),
+        (-math.inf, "must be finite, got -inf"),
+        (10**400, "is out of the float64 range"),
+    ],
+)
+def test_bad_values_name_the_field_and_reason(value, reason):
+    with pytest.raises(InputValidationError, match="'f05' " + reason) as e:
+        rows_from_payload({"features": ROW | {"f05": value}}, NAMES, 10)
+    assert e.value.details == [{"row": None, "field": "f05", "reason": reason.removeprefix("is ")}]
+
+
+def test_bad_value_in_a_batch_names_the_row():
+    bad = list(range(30))
+    bad[7] = "x"
+    with pytest.raises(InputValidationError, match=r"instances\[1\]: feature 'f07' must be a number") as e:
+        rows_from_payload({"instances": [ROW, bad]}, NAMES, 10)
+    assert e.value.details[0]["row"] == 1
+
+
+@pytest.mark.parametrize("n", [0, 29, 31])
+def test_wrong_count_of_values(n):
+    with pytest.raises(InputValidationError, match=f"expected 30 values in feature order, got {n}"):
+        rows_from_payload({"features": [1.0] * n}, NAMES, 10)
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ([], "must be a JSON object"),
+        ("features", "must be a JSON object"),
+        ({}, "exactly one of 'features'"),
+        ({"features": ROW, "instances": [ROW]}, "exactly one of 'features'"),
+        ({"feature": ROW}, "got keys: feature"),
+        ({"features": 3}, "'features' must be an object"),
+        ({"instances": {}}, "'instances' must be an array"),
+        ({"instances": []}, "'instances' is empty"),
+        ({"instances": [3]}, r"instances\[0\]: 'features' must be an object"),
+    ],
+)
+def test_malformed_payloads(payload, message):
+    with pytest.raises(InputValidationError, match=message):
+        rows_from_payload(payload, NAMES, 10)
+
+
+def test_oversized_batch_is_413():
+    with pytest.raises(PayloadTooLargeError, match="holds 11 rows; the limit is 10") as e:
+        rows_from_payload({"instances": [ROW] * 11}, NAMES, 10)
+    assert e.value.status_code == 413
+
+
+def test_check_matrix():
+    assert check_matrix([[1, 2]], 2).dtype == np.float64
+    with pytest.raises(InputValidationError, match=r"shape \(2,\), but the model is expecting \(n, 2\)"):
+        check_matrix([1, 2], 2)
+    with pytest.raises(InputValidationError, match="NaN or infinity \\(first at row 1, column 0\\)"):
+        check_matrix([[1, 2], [np.nan, 1]], 2)
+    with pytest.raises(InputValidationError, match="real numbers"):
+        check_matrix([["a", "b"]], 2)
+    with pytest.raises(InputValidationError, match="no rows"):
+        check_matrix(np.zeros((0, 2)), 2)
+
+
+def test_range_warnings():
+    X = np.array([[0.0, 5.0], [2.0, 1.0]])
+    low, high = np.array([0.0, 0.0]), np.array([1.0, 4.0])
+    assert range_warnings(X, low, high, ("a", "b"), batch=True) == [
+        {"row": 0, "feature": "b", "value": 5.0, "range": [0.0, 4.0]},
+        {"row": 1, "feature": "a", "value": 2.0, "range": [0.0, 1.0]},
+    ]
+    assert range_warnings(X[:1], low, high, ("a", "b"), batch=False) == [
+        {"feature": "b", "value": 5.0, "range": [0.0, 4.0]}
+    ]
+    assert range_warnings(np.array([[0.5, 1.0]]), low, high, ("a", "b"), batch=False) == []
