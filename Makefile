@@ -34,6 +34,9 @@ train: $(STAMP) ## train originals into deployment_models/VERSION (DATA=path.csv
 convert: $(STAMP) ## export deployment_models/VERSION to models_onnx/VERSION with a parity certificate (FORCE=1)
 	$(PY) -m convert --version $(VERSION) --out $(OUT) $(FORCE_FLAG)
 
+convert-check: $(STAMP) ## CI: convert into build/convert-check, certify parity, compare with the shipped models_onnx
+	$(PY) -m convert --version $(VERSION) --out build/convert-check --force --compare-to models_onnx/$(VERSION)
+
 demo: $(STAMP) ## the main job end to end on the embedded data, in build/demo (train, convert, serve)
 	rm -rf build/demo
 	$(PY) -m convert.train --version $(VERSION) --out build/demo/deployment_models
@@ -52,8 +55,9 @@ format: $(STAMP) ## apply ruff's formatter and autofixes
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
-test: $(STAMP) lint ## lint, then the whole test suite
+test: $(STAMP) lint ## lint, the whole test suite, then a scratch conversion with its parity certificate
 	$(PY) -m pytest
+	$(MAKE) convert-check
 
 clean: ## remove build outputs (keeps .venv)
 	rm -rf build .pytest_cache .ruff_cache .mypy_cache .hypothesis .benchmarks

@@ -216,6 +216,13 @@ def main(argv: list[str] | None = None) -> int:
         "--fuzz-rows", type=int, default=100_000, help="generated rows in the certificate (default: %(default)s)"
     )
     parser.add_argument(
+        "--compare-to",
+        type=Path,
+        default=None,
+        help="after publishing, require the new model to give identical outputs to this published model folder "
+        "on the embedded dataset (CI converts into a scratch folder and compares with the shipped artifact)",
+    )
+    parser.add_argument(
         "--optimize",
         choices=("extended", "none"),
         default="extended",
@@ -232,7 +239,27 @@ def main(argv: list[str] | None = None) -> int:
     if args.fuzz_rows < 1:
         parser.error("--fuzz-rows must be positive")
     report_dir = args.report_dir or dataset.REPO_ROOT / "build" / "convert" / args.version
-    return convert(args.version, args.models, args.out, args.force, args.fuzz_rows, report_dir, args.optimize)
+    code = convert(args.version, args.models, args.out, args.force, args.fuzz_rows, report_dir, args.optimize)
+    if code == 0 and args.compare_to is not None:
+        code = compare_published(args.out / args.version, args.compare_to)
+    return code
+
+
+def compare_published(new_dir: Path, shipped_dir: Path) -> int:
+    """0 when both model folders give bit-identical outputs on the embedded dataset, else 3."""
+    import runtime
+
+    X, _ = dataset.load_csv(dataset.DEFAULT_CSV)
+    new, shipped = runtime.load(new_dir).predict(X), runtime.load(shipped_dir).predict(X)
+    differ = [k for k in new if not np.array_equal(new[k], shipped[k])]
+    if differ:
+        log(
+            f"error: {new_dir} and {shipped_dir} differ on the dataset in: {', '.join(differ)}; "
+            "re-run make convert FORCE=1 and commit models_onnx/"
+        )
+        return 3
+    log(f"{new_dir} gives outputs identical to {shipped_dir} on all {len(X)} dataset rows")
+    return 0
 
 
 if __name__ == "__main__":

@@ -6,11 +6,11 @@ import json
 import subprocess
 import sys
 
+import handler
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import handler
 from tests.conftest import EVENTS_DIR, REPO_ROOT
 
 

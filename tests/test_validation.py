@@ -30,7 +30,9 @@ def test_list_row_and_mixed_batch():
 
 def test_missing_and_unknown_names_are_listed_sorted():
     row = {k: v for k, v in ROW.items() if k not in {"f03", "f01"}} | {"zz": 1.0, "aa": 2.0}
-    with pytest.raises(InputValidationError, match=r"missing feature\(s\): f01, f03; unknown feature\(s\): aa, zz") as e:
+    with pytest.raises(
+        InputValidationError, match=r"missing feature\(s\): f01, f03; unknown feature\(s\): aa, zz"
+    ) as e:
         rows_from_payload({"features": row}, NAMES, 10)
     assert {d["field"] for d in e.value.details} == {"f01", "f03", "aa", "zz"}
 

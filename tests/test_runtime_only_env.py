@@ -1,0 +1,47 @@
+"""The serving path runs with requirements-runtime.txt alone: a fresh venv with it (plus pytest and hypothesis,
+the test tools) runs the runtime and handler tests, with no torch, sklearn or onnx importable there."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import venv
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+RUNTIME_TESTS = ["tests/test_validation.py", "tests/test_runtime.py", "tests/test_handler.py"]
+
+
+@pytest.mark.slow
+def test_runtime_and_handler_tests_pass_with_only_the_runtime_requirements(tmp_path):
+    env_dir = tmp_path / "runtime-venv"
+    venv.EnvBuilder(with_pip=True).create(env_dir)
+    py = str(env_dir / "bin" / "python")
+    pins = {
+        line.split("==")[0]: line.strip()
+        for line in (REPO_ROOT / "requirements-dev.txt").read_text().splitlines()
+        if "==" in line
+    }
+    install = [py, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run(
+        [*install, "-r", str(REPO_ROOT / "requirements-runtime.txt"), pins["pytest"], pins["hypothesis"]],
+        check=True,
+        capture_output=True,
+    )
+    probe = "import importlib.util as u; print([m for m in ('torch','sklearn','onnx','skl2onnx') if u.find_spec(m)])"
+    assert subprocess.run([py, "-c", probe], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+    env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "VIRTUAL_ENV"}}
+    proc = subprocess.run(
+        [py, "-m", "pytest", "-q", "-p", "no:cacheprovider", *RUNTIME_TESTS],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert " passed" in proc.stdout
+    assert sys.executable != py
