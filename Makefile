@@ -61,3 +61,8 @@ test: $(STAMP) lint ## lint, the whole test suite, then a scratch conversion wit
 
 clean: ## remove build outputs (keeps .venv)
 	rm -rf build .pytest_cache .ruff_cache .mypy_cache .hypothesis .benchmarks
+
+bench: $(STAMP) ## latency/throughput/cold-start/size benchmarks with CI gates; writes build/bench/
+	@mkdir -p build/bench
+	$(PY) -m pytest benchmarks -p no:randomly --benchmark-json=build/bench/benchmark.json \
+		--benchmark-columns=min,median,mean,max,rounds --benchmark-sort=name

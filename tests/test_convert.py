@@ -55,7 +55,8 @@ def test_graph_inputs_outputs_and_dtypes():
     assert inp.name == "features"
     assert inp.type.tensor_type.elem_type == onnx.TensorProto.DOUBLE
     dims = inp.type.tensor_type.shape.dim
-    assert dims[0].dim_param and not dims[0].HasField("dim_value")
+    assert dims[0].dim_param
+    assert not dims[0].HasField("dim_value")
     assert dims[1].dim_value == 30
     outs = {o.name: o.type.tensor_type.elem_type for o in m.graph.output}
     assert outs == {

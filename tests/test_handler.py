@@ -191,7 +191,7 @@ junk = st.recursive(
     lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=8), inner, max_size=5),
     max_leaves=20,
 )
-feature_names = st.sampled_from(list(handler.MODEL.feature_names) + ["features", "instances", "x"])
+feature_names = st.sampled_from([*list(handler.MODEL.feature_names), "features", "instances", "x"])
 near_miss = st.one_of(
     st.fixed_dictionaries({"features": junk}),
     st.fixed_dictionaries({"instances": st.lists(junk, max_size=4)}),

@@ -45,10 +45,14 @@ def test_session_is_single_threaded_without_spinning():
 def test_predict_shapes_and_dtypes(model):
     X = np.tile([f["mean"] for f in model.manifest["features"]], (5, 1))
     out = model.predict(X)
-    assert out["probability"].shape == (5,) and out["probability"].dtype == np.float32
-    assert out["label"].shape == (5,) and out["label"].dtype == np.int64
-    assert out["latent"].shape == (5, 12) and out["latent"].dtype == np.float32
-    assert out["attention"].shape == (5, 30) and out["attention"].dtype == np.float32
+    assert out["probability"].shape == (5,)
+    assert out["probability"].dtype == np.float32
+    assert out["label"].shape == (5,)
+    assert out["label"].dtype == np.int64
+    assert out["latent"].shape == (5, 12)
+    assert out["latent"].dtype == np.float32
+    assert out["attention"].shape == (5, 30)
+    assert out["attention"].dtype == np.float32
     np.testing.assert_allclose(out["attention"].sum(axis=1), 1.0, atol=1e-5)
     np.testing.assert_array_equal(out["label"], out["probability"] >= np.float32(model.threshold))
 
@@ -89,7 +93,7 @@ def test_missing_model_file_fails_at_load(model_copy):
 
 
 def test_missing_or_corrupt_manifest_fails_at_load(model_copy, tmp_path):
-    with pytest.raises(ModelArtifactError, match="no manifest.json"):
+    with pytest.raises(ModelArtifactError, match=r"no manifest\.json"):
         runtime.load(tmp_path / "nowhere")
     (model_copy / "manifest.json").write_text("{not json")
     with pytest.raises(ModelArtifactError, match="not valid JSON"):

@@ -1,0 +1,90 @@
+"""Shared state for the benchmarks: results gathered by each benchmark, the gates, and the comparison table.
+
+Threads are pinned and named: onnxruntime intra/inter-op 1 (runtime.model.session_options), torch 1
+(REFERENCE_TORCH_THREADS), both on CPUExecutionProvider / CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(0, str(REPO_ROOT / "lambda"))
+os.environ.setdefault("REFERENCE_TORCH_THREADS", "1")
+
+RESULTS: dict[str, dict] = {}
+SUMMARY_JSON = REPO_ROOT / "build" / "bench" / "summary.json"
+
+
+def _fmt_us(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1e6:,.0f} us"
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return "-" if not a or not b else f"{b / a:,.1f}x"
+
+
+def table() -> str:
+    r = RESULTS
+    rows = [("measure", "ONNX runtime", "torch + sklearn", "ratio")]
+    for key, label in (("handler", "handler warm p50"), ("handler_p90", "handler warm p90")):
+        on, ref = r.get(f"onnx_{key}"), r.get(f"reference_{key}")
+        rows.append((label, _fmt_us(on), _fmt_us(ref), _ratio(on, ref)))
+    on, ref = r.get("onnx_handler_p99"), r.get("reference_handler_p99")
+    rows.append(("handler warm p99", _fmt_us(on), _fmt_us(ref), _ratio(on, ref)))
+    on, ref = r.get("onnx_predict"), r.get("reference_predict")
+    rows.append(("predict() warm p50, 1 row", _fmt_us(on), _fmt_us(ref), _ratio(on, ref)))
+    for n in (1, 10, 100, 1000):
+        on, ref = r.get(f"onnx_rows_per_s_{n}"), r.get(f"reference_rows_per_s_{n}")
+        rows.append(
+            (
+                f"batch {n}: rows/s",
+                "-" if on is None else f"{on:,.0f}",
+                "-" if ref is None else f"{ref:,.0f}",
+                "-" if not on or not ref else f"{on / ref:,.1f}x",
+            )
+        )
+    on, ref = r.get("onnx_cold_start"), r.get("reference_cold_start")
+    rows.append(
+        (
+            "cold start to 1st response",
+            "-" if on is None else f"{on * 1e3:,.0f} ms",
+            "-" if ref is None else f"{ref * 1e3:,.0f} ms",
+            _ratio(on, ref),
+        )
+    )
+    on, ref = r.get("onnx_installed_mb"), r.get("reference_installed_mb")
+    rows.append(
+        (
+            "installed serving deps",
+            "-" if on is None else f"{on:,.0f} MB",
+            "-" if ref is None else f"{ref:,.0f} MB",
+            _ratio(on, ref),
+        )
+    )
+    for key, label in (("image", "container image"), ("image_cold_start", "container cold start")):
+        on, ref = r.get(f"onnx_{key}"), r.get(f"reference_{key}")
+        if on is not None:
+            unit = "MB" if key == "image" else "ms"
+            scale = 1 if key == "image" else 1e3
+            rows.append((label, f"{on * scale:,.0f} {unit}", f"{ref * scale:,.0f} {unit}", _ratio(on, ref)))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |" for row in rows]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not RESULTS:
+        return
+    SUMMARY_JSON.parent.mkdir(parents=True, exist_ok=True)
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    SUMMARY_JSON.write_text(json.dumps({"machine": machine, "results": RESULTS}, indent=2) + "\n")
+    terminalreporter.write_sep("=", "ONNX runtime vs torch + sklearn (same run)")
+    terminalreporter.write_line(f"machine: {machine}")
+    terminalreporter.write_line(table())

@@ -1,0 +1,59 @@
+"""The original deployment's serving path, for side-by-side measurement only: torch + sklearn + pickles.
+
+Same events and response contract as ``lambda/handler.py``; the model comes from ``deployment_models/<version>``
+through ``convert.reference`` (scaler.transform -> encoder under no_grad -> predict_proba). Never shipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from convert.reference import load_reference  # noqa: E402
+
+torch.set_num_threads(int(os.environ.get("REFERENCE_TORCH_THREADS", "1")))
+MODEL = load_reference(REPO_ROOT / "deployment_models" / os.environ.get("MODEL_VERSION", "v1.0"))
+NAMES = MODEL.feature_names
+STATS = MODEL.metadata["feature_stats"]
+LOW = np.array([STATS[n]["min"] for n in NAMES])
+HIGH = np.array([STATS[n]["max"] for n in NAMES])
+THRESHOLD = MODEL.threshold
+PERFORMANCE = {k: MODEL.metadata["metrics"][k] for k in ("f1_score", "roc_auc", "accuracy")}
+
+
+def lambda_handler(event, context=None):
+    started = time.perf_counter()
+    payload = json.loads(event["body"]) if "body" in event else event
+    features = payload["features"]
+    row = [features[n] for n in NAMES] if isinstance(features, dict) else features
+    X = np.array([row], dtype=np.float64)
+    out = MODEL.predict(X)
+    p = float(out["probability"][0])
+    room = (p - THRESHOLD) / (1 - THRESHOLD) if p >= THRESHOLD else (THRESHOLD - p) / THRESHOLD
+    body = {
+        "prediction": {
+            "class": "defect" if out["label"][0] else "normal",
+            "probability": p,
+            "confidence": "high" if room >= 0.6 else "medium" if room >= 0.3 else "low",
+        },
+        "latent_features": out["latent"][0].tolist(),
+        "attention_weights": dict(zip(NAMES, out["attention"][0].tolist(), strict=True)),
+        "model_version": MODEL.metadata["model_version"],
+        "model_performance": PERFORMANCE,
+        "warnings": [
+            {"feature": NAMES[j], "value": float(X[0, j])} for j in np.flatnonzero((X[0] < LOW) | (X[0] > HIGH))
+        ],
+        "processing_time_ms": round((time.perf_counter() - started) * 1e3, 3),
+    }
+    if "body" in event:
+        return {"statusCode": 200, "headers": {"Content-Type": "application/json"}, "body": json.dumps(body)}
+    return body

@@ -1,0 +1,218 @@
+"""Latency, throughput, cold start and size: the ONNX serving path against torch + sklearn, in one run.
+
+Every benchmark first asserts that its output is correct. The gates at the end compare ratios measured in
+this run (absolute times on a shared 2-core machine swing by ~2x between quiet and noisy windows).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from importlib import metadata
+
+import numpy as np
+import pytest
+
+from benchmarks.conftest import REPO_ROOT, RESULTS
+
+EVENT = json.loads((REPO_ROOT / "tests" / "events" / "rest_predict.json").read_text())
+ROUNDS_ONNX = 3000
+ROUNDS_REFERENCE = 300
+COLD_RUNS = 5
+BATCHES = (1, 10, 100, 1000)
+
+# Gates (issue: benchmarks in CI). They hold on a noisy shared machine; never loosen one to pass.
+GATE_P99_S = 15e-3
+GATE_MEDIAN_S = 1e-3
+GATE_SPEEDUP = 5.0
+GATE_COLD_S = 1.0
+GATE_COLD_SPEEDUP = 5.0
+
+
+class Ctx:
+    aws_request_id = "bench"
+
+
+@pytest.fixture(scope="module")
+def onnx_handler():
+    import handler
+
+    return handler
+
+
+@pytest.fixture(scope="module")
+def reference_handler():
+    from benchmarks import reference_handler
+
+    return reference_handler
+
+
+def _record(prefix: str, benchmark) -> None:
+    data = sorted(benchmark.stats.stats.data)
+    RESULTS[f"{prefix}"] = statistics.median(data)
+    RESULTS[f"{prefix}_p90"] = data[int(0.90 * (len(data) - 1))]
+    RESULTS[f"{prefix}_p99"] = data[int(0.99 * (len(data) - 1))]
+    benchmark.extra_info.update({"p90": RESULTS[f"{prefix}_p90"], "p99": RESULTS[f"{prefix}_p99"]})
+
+
+def _expected_probability(reference_handler) -> float:
+    features = json.loads(EVENT["body"])["features"]
+    return float(
+        reference_handler.MODEL.predict(np.array([[features[n] for n in reference_handler.NAMES]]))["probability"][0]
+    )
+
+
+def test_warm_handler_onnx(benchmark, onnx_handler, reference_handler, capsys):
+    out = onnx_handler.lambda_handler(EVENT, Ctx())
+    assert out["statusCode"] == 200
+    assert json.loads(out["body"])["prediction"]["probability"] == pytest.approx(
+        _expected_probability(reference_handler), abs=1e-5
+    )
+    benchmark.pedantic(onnx_handler.lambda_handler, args=(EVENT, Ctx()), rounds=ROUNDS_ONNX, warmup_rounds=300)
+    capsys.readouterr()  # drop the per-request log lines
+    _record("onnx_handler", benchmark)
+
+
+def test_warm_handler_reference(benchmark, reference_handler):
+    out = reference_handler.lambda_handler(EVENT)
+    assert out["statusCode"] == 200
+    assert json.loads(out["body"])["prediction"]["probability"] == pytest.approx(
+        _expected_probability(reference_handler), abs=0
+    )
+    benchmark.pedantic(reference_handler.lambda_handler, args=(EVENT,), rounds=ROUNDS_REFERENCE, warmup_rounds=30)
+    _record("reference_handler", benchmark)
+
+
+def _rows(n: int) -> np.ndarray:
+    from convert import dataset
+
+    X, _ = dataset.load_csv(dataset.DEFAULT_CSV)
+    return np.ascontiguousarray(X[:n])
+
+
+def test_warm_predict_onnx(benchmark, onnx_handler, reference_handler):
+    X = _rows(1)
+    got = onnx_handler.MODEL.predict(X)
+    np.testing.assert_allclose(got["probability"], reference_handler.MODEL.predict(X)["probability"], atol=1e-5)
+    benchmark.pedantic(onnx_handler.MODEL.predict, args=(X,), rounds=ROUNDS_ONNX, warmup_rounds=300)
+    _record("onnx_predict", benchmark)
+
+
+def test_warm_predict_reference(benchmark, reference_handler):
+    X = _rows(1)
+    assert reference_handler.MODEL.predict(X)["latent"].shape == (1, 12)
+    benchmark.pedantic(reference_handler.MODEL.predict, args=(X,), rounds=ROUNDS_REFERENCE, warmup_rounds=30)
+    _record("reference_predict", benchmark)
+
+
+@pytest.mark.parametrize("n", BATCHES)
+@pytest.mark.parametrize("side", ["onnx", "reference"])
+def test_batch_throughput(benchmark, side, n, onnx_handler, reference_handler):
+    X = _rows(n)
+    ref_model = reference_handler.MODEL
+    model = onnx_handler.MODEL if side == "onnx" else ref_model
+    out = model.predict(X)
+    np.testing.assert_array_equal(out["label"], ref_model.predict(X)["label"])
+    rounds = max(20, min(2000, 20_000 // n)) if side == "onnx" else max(10, min(200, 2000 // n))
+    benchmark.pedantic(model.predict, args=(X,), rounds=rounds, warmup_rounds=5)
+    RESULTS[f"{side}_rows_per_s_{n}"] = n / benchmark.stats.stats.median
+
+
+COLD_SCRIPT = """
+import json, sys
+sys.path[:0] = [{root!r}, {root!r} + "/lambda", {root!r} + "/benchmarks"]
+import {module} as h
+event = json.loads(open({event!r}).read())
+out = h.lambda_handler(event, None)
+assert out["statusCode"] == 200, out
+sys.stdout.write("READY\\n"); sys.stdout.flush()
+"""
+
+
+def _cold_start(module: str) -> float:
+    """Seconds from process spawn to the first response of a fresh interpreter."""
+    script = COLD_SCRIPT.format(
+        root=str(REPO_ROOT), module=module, event=str(REPO_ROOT / "tests/events/rest_predict.json")
+    )
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    started = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.strip() == "READY":
+            elapsed = time.perf_counter() - started
+            break
+    else:
+        raise AssertionError(f"{module}: no response (exit {proc.wait()})")
+    proc.wait()
+    return elapsed
+
+
+@pytest.mark.parametrize(("side", "module"), [("onnx", "handler"), ("reference", "reference_handler")])
+def test_cold_start(benchmark, side, module):
+    benchmark.pedantic(_cold_start, args=(module,), rounds=COLD_RUNS, iterations=1, warmup_rounds=1)
+    RESULTS[f"{side}_cold_start"] = benchmark.stats.stats.median
+
+
+def _installed_mb(roots: list[str]) -> float:
+    """Installed size of the distributions ``roots`` and everything they require (no extras), in MB."""
+    seen: set[str] = set()
+    todo = list(roots)
+    total = 0
+    while todo:
+        name = todo.pop().lower().replace("_", "-")
+        if name in seen:
+            continue
+        seen.add(name)
+        dist = metadata.distribution(name)
+        total += sum(f.size or 0 for f in dist.files or [])
+        for req in dist.requires or []:
+            if "extra ==" in req:
+                continue
+            dep = req.split(";")[0].split("[")[0]
+            for sep in "<>=!~ (":
+                dep = dep.split(sep)[0]
+            try:
+                metadata.distribution(dep.strip())
+            except metadata.PackageNotFoundError:
+                continue
+            todo.append(dep.strip())
+    return total / 1e6
+
+
+def test_installed_size():
+    runtime_reqs = [
+        line.split("==")[0]
+        for line in (REPO_ROOT / "requirements-runtime.txt").read_text().splitlines()
+        if "==" in line
+    ]
+    RESULTS["onnx_installed_mb"] = _installed_mb(runtime_reqs)
+    RESULTS["reference_installed_mb"] = _installed_mb(["torch", "scikit-learn", "numpy"])
+    assert 0 < RESULTS["onnx_installed_mb"] < RESULTS["reference_installed_mb"]
+
+
+def test_gates():
+    """(a) handler p99 <= 15 ms, (b) median <= 1 ms, (c) >= 5x faster than the reference handler in this run,
+    (d) cold start <= 1 s and >= 5x faster than the reference handler's."""
+    r = RESULTS
+    needed = ("onnx_handler", "reference_handler", "onnx_cold_start", "reference_cold_start")
+    missing = [k for k in needed if k not in r]
+    assert not missing, f"run the whole benchmark module; missing results: {missing}"
+    failures = []
+    if r["onnx_handler_p99"] > GATE_P99_S:
+        failures.append(f"handler p99 {r['onnx_handler_p99'] * 1e3:.2f} ms > {GATE_P99_S * 1e3:.0f} ms")
+    if r["onnx_handler"] > GATE_MEDIAN_S:
+        failures.append(f"handler median {r['onnx_handler'] * 1e3:.3f} ms > {GATE_MEDIAN_S * 1e3:.0f} ms")
+    speedup = r["reference_handler"] / r["onnx_handler"]
+    if speedup < GATE_SPEEDUP:
+        failures.append(f"handler only {speedup:.1f}x faster than the reference (gate {GATE_SPEEDUP}x)")
+    if r["onnx_cold_start"] > GATE_COLD_S:
+        failures.append(f"cold start {r['onnx_cold_start']:.2f} s > {GATE_COLD_S} s")
+    cold_speedup = r["reference_cold_start"] / r["onnx_cold_start"]
+    if cold_speedup < GATE_COLD_SPEEDUP:
+        failures.append(f"cold start only {cold_speedup:.1f}x faster than the reference (gate {GATE_COLD_SPEEDUP}x)")
+    assert not failures, "; ".join(failures)
