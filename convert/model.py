@@ -79,15 +79,74 @@ def feature_attention(weights: torch.Tensor) -> torch.Tensor:
 
 
 class EncoderForExport(nn.Module):
-    """The serving half of the AutoEncoder: scaled features -> (latent, per-feature attention)."""
+    """The serving half of the AutoEncoder, rewritten for a small, fast ONNX graph: same function, fewer ops.
+
+    scaled features (n, 30) -> (latent (n, 12), per-feature attention (n, 30)).
+
+    - tokens are computed exactly as ``encode`` does (``x_i * W_i + b_i``), once as (30, 16) and once transposed,
+      so that queries come out heads-first (n, 4, 30, 4) and keys as K^T (n, 4, 4, 30): no Transpose nodes;
+      the 1/sqrt(d_head) = 1/2 query scale is folded into the query weights (exact, a power of two);
+    - ``P = softmax(Q @ K^T)`` (n, 4, 30, 30); attention = ``P`` averaged over heads and queries;
+    - the value path, the output projection and the read-out are linear, so they collapse to one number per
+      (head, key): ``readout(MHA(tokens))[n,i] = sum_h,j P[n,h,i,j] * (T[n,j] . g_h + beta_h) + c``, with ``c``
+      folded into the first encoder layer's bias.
+
+    ``AutoEncoder.encode`` stays the definition; the tests and the parity certificate hold this rewrite to it.
+    """
 
     def __init__(self, ae: AutoEncoder) -> None:
         super().__init__()
-        self.ae = ae
+        with torch.no_grad():
+            mha = ae.attention
+            d, h = TOKEN_DIM, N_HEADS
+            dh = d // h
+            w_in, b_in = mha.in_proj_weight, mha.in_proj_bias
+            wq, wk, wv = w_in[:d], w_in[d : 2 * d], w_in[2 * d :]
+            bq, bk, bv = b_in[:d], b_in[d : 2 * d], b_in[2 * d :]
+            scale = 1.0 / dh**0.5
+            wq_h = (wq.T * scale).reshape(d, h, dh).permute(1, 0, 2)  # (h, d, dh)
+            bq_h = (bq * scale).reshape(h, 1, dh)
+            wk_h = wk.reshape(h, dh, d)  # (h, dh, d): K^T = wk_h @ T^T
+            bk_h = bk.reshape(h, dh, 1)
+            w_r = ae.readout.weight.double().reshape(d)
+            u = (mha.out_proj.weight.double().T @ w_r).reshape(h, dh)  # value dims -> read-out, per head
+            g = torch.einsum("hde,hd->he", wv.double().reshape(h, dh, d), u).unsqueeze(-1)  # (h, d, 1)
+            beta = (bv.double().reshape(h, dh) * u).sum(-1).reshape(h, 1, 1)
+            c = float(mha.out_proj.bias.double() @ w_r + ae.readout.bias.double())
+            first = ae.encoder[0].proj
+            b_first = first.bias.double() + c * first.weight.double().sum(dim=1)
+            buffers = {
+                "tok_w": ae.token_weight,
+                "tok_b": ae.token_bias,
+                "tok_w_t": ae.token_weight.T,
+                "tok_b_t": ae.token_bias.T,
+                "wq_h": wq_h,
+                "bq_h": bq_h,
+                "wk_h": wk_h,
+                "bk_h": bk_h,
+                "g": g,
+                "beta": beta,
+            }
+        for name, value in buffers.items():
+            self.register_buffer(name, value.detach().float().contiguous())
+        self.first = nn.Linear(first.in_features, first.out_features)
+        self.first.weight = nn.Parameter(first.weight.detach().clone())
+        self.first.bias = nn.Parameter(b_first.float())
+        self.d_first = ae.encoder[0].d_out
+        self.rest = nn.Sequential(*list(ae.encoder)[1:])
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        latent, weights = self.ae.encode(x)
-        return latent, feature_attention(weights)
+        n = x.shape[0]
+        tokens = x.reshape(n, 1, N_FEATURES, 1) * self.tok_w + self.tok_b  # (n, 1, 30, d)
+        tokens_t = x.reshape(n, 1, 1, N_FEATURES) * self.tok_w_t + self.tok_b_t  # (n, 1, d, 30)
+        q = tokens @ self.wq_h + self.bq_h  # (n, h, 30, dh)
+        k_t = self.wk_h @ tokens_t + self.bk_h  # (n, h, dh, 30)
+        p = torch.softmax(q @ k_t, dim=-1)  # (n, h, 30, 30)
+        v = tokens @ self.g + self.beta  # (n, h, 30, 1)
+        r = (p @ v).sum(dim=(1, 3))  # (n, 30)
+        z = self.first(x + r)
+        hidden = F.silu(z[:, : self.d_first]) * z[:, self.d_first :]
+        return self.rest(hidden), p.mean(dim=(1, 2))
 
 
 def focal_loss(logits: torch.Tensor, targets: torch.Tensor, gamma: float = 2.0, alpha: float = 0.75) -> torch.Tensor:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import logging
 import os
 import sys
@@ -29,6 +28,8 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 import runtime
 from runtime.exceptions import InputValidationError, PayloadTooLargeError
@@ -103,15 +104,12 @@ def health() -> dict[str, Any]:
     return {"status": "ok", "model_version": MODEL.model_version, "features": len(_NAMES)}
 
 
-def _reject_constant(name: str) -> float:
-    raise ValueError(f"{name} is not valid JSON (use finite numbers)")
-
-
 def parse_json(text: str | bytes) -> object:
+    """Strict RFC 8259 JSON (orjson): NaN/Infinity literals and nesting past 1024 levels are rejected."""
     try:
-        return json.loads(text, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as exc:
-        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        reason = str(exc)
         raise InputValidationError(
             f"the request body is not valid JSON: {reason}", [{"row": None, "field": "body", "reason": reason}]
         ) from None
@@ -192,7 +190,7 @@ def _emit(request_id: str, started: float, outcome: str, status: int, rows: int,
         "Timestamp": int(time.time() * 1000),
         "CloudWatchMetrics": [{"Namespace": METRIC_NAMESPACE, "Dimensions": dimensions, "Metrics": metrics}],
     }
-    sys.stdout.write(json.dumps(record, separators=(",", ":")) + "\n")
+    sys.stdout.write(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE).decode())
 
 
 def lambda_handler(event: Any, context: Any = None) -> dict[str, Any]:
@@ -229,7 +227,9 @@ def lambda_handler(event: Any, context: Any = None) -> dict[str, Any]:
         status, body = exc.status_code, _error_body(exc, request_id)
         _emit(request_id, started, "rejected", status, rows, 0, exc.error_type)
         if LOG_LEVEL == "DEBUG":
-            logger.debug(json.dumps({"request_id": request_id, "event": event}, default=str)[:4096])
+            logger.debug(
+                orjson.dumps({"request_id": request_id, "event": event}, default=str)[:4096].decode("utf-8", "replace")
+            )
     except Exception:
         logger.exception("unexpected error, request_id=%s", request_id)
         status = 500
@@ -246,7 +246,7 @@ def lambda_handler(event: Any, context: Any = None) -> dict[str, Any]:
         return {
             "statusCode": status,
             "headers": {**_HEADERS, "X-Request-Id": request_id},
-            "body": json.dumps(body, separators=(",", ":")),
+            "body": orjson.dumps(body).decode(),
         }
     if status != 200:
         body["statusCode"] = status

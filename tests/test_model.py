@@ -78,3 +78,17 @@ def test_shipped_metrics_are_in_the_expected_range(reference):
     assert 0.6 <= m["f1_score"] <= 0.8
     assert 0.85 <= m["roc_auc"] <= 0.95
     assert 0.05 <= reference.threshold <= 0.95
+
+
+def test_export_rewrite_of_the_encoder_computes_the_same_function(reference):
+    import torch
+
+    from convert.model import EncoderForExport, feature_attention
+
+    fast = EncoderForExport(reference.autoencoder).eval()
+    x = torch.randn(256, 30, generator=torch.Generator().manual_seed(0)) * 1.5
+    with torch.no_grad():
+        latent, weights = reference.autoencoder.encode(x)
+        fast_latent, fast_attention = fast(x)
+    torch.testing.assert_close(fast_latent, latent, rtol=0, atol=2e-5)
+    torch.testing.assert_close(fast_attention, feature_attention(weights), rtol=0, atol=1e-6)
