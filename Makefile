@@ -66,3 +66,7 @@ bench: $(STAMP) ## latency/throughput/cold-start/size benchmarks with CI gates; 
 	@mkdir -p build/bench
 	$(PY) -m pytest benchmarks -p no:randomly --benchmark-json=build/bench/benchmark.json \
 		--benchmark-columns=min,median,mean,max,rounds --benchmark-sort=name
+
+image-test: $(STAMP) ## build the slim Lambda image on a local debootstrap base, invoke it via the Runtime API, time it vs torch
+	bash docker/ensure-docker.sh
+	$(PY) docker/image_test.py

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(os.environ.get("REFERENCE_ROOT") or Path(__file__).resolve().parent.parent)
 sys.path.insert(0, str(REPO_ROOT))
 
 import numpy as np  # noqa: E402
