@@ -13,7 +13,7 @@ EVENT ?= tests/events/direct_named.json
 FORCE_FLAG := $(if $(filter 1 yes true,$(FORCE)),--force,)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv data train convert convert-check demo invoke test lint format bench clean
+.PHONY: help venv data train convert convert-check demo invoke test lint format bench image-test image ecr-push deploy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -47,9 +47,11 @@ demo: $(STAMP) ## the main job end to end on the embedded data, in build/demo (t
 invoke: $(STAMP) ## print the handler's response to EVENT=tests/events/<name>.json
 	$(PY) lambda/invoke.py $(EVENT)
 
-lint: $(STAMP) ## ruff lint + format check, mypy on the serving path
+lint: $(STAMP) ## ruff lint + format check, mypy on the serving path, cfn-lint on the SAM template
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+	$(VENV)/bin/cfn-lint template.yaml
 
 format: $(STAMP) ## apply ruff's formatter and autofixes
 	$(PY) -m ruff format .
@@ -70,3 +72,29 @@ bench: $(STAMP) ## latency/throughput/cold-start/size benchmarks with CI gates; 
 image-test: $(STAMP) ## build the slim Lambda image on a local debootstrap base, invoke it via the Runtime API, time it vs torch
 	bash docker/ensure-docker.sh
 	$(PY) docker/image_test.py
+
+# Deploy path (needs AWS credentials, the AWS CLI, SAM CLI and a Docker with registry access; not run in CI).
+AWS_REGION ?= eu-west-1
+ECR_REPO ?= diecast-t1
+STACK ?= diecast-t1
+IMAGE_TAG ?= $(VERSION)
+ACCOUNT = $(shell aws sts get-caller-identity --query Account --output text)
+ECR_URI = $(ACCOUNT).dkr.ecr.$(AWS_REGION).amazonaws.com/$(ECR_REPO)
+
+image: ## build the production image on AWS's Lambda Python 3.12 base (linux/amd64)
+	DOCKER_BUILDKIT=1 docker build --platform linux/amd64 --build-arg MODEL_VERSION=$(VERSION) \
+		--secret id=cacert,src=/etc/ssl/certs/ca-certificates.crt -t $(ECR_REPO):$(IMAGE_TAG) .
+
+ecr-push: image ## create the ECR repository if needed, log in, tag and push $(ECR_REPO):$(IMAGE_TAG)
+	aws ecr describe-repositories --region $(AWS_REGION) --repository-names $(ECR_REPO) >/dev/null 2>&1 || \
+		aws ecr create-repository --region $(AWS_REGION) --repository-name $(ECR_REPO) \
+		--image-scanning-configuration scanOnPush=true --image-tag-mutability IMMUTABLE
+	aws ecr get-login-password --region $(AWS_REGION) | \
+		docker login --username AWS --password-stdin $(ACCOUNT).dkr.ecr.$(AWS_REGION).amazonaws.com
+	docker tag $(ECR_REPO):$(IMAGE_TAG) $(ECR_URI):$(IMAGE_TAG)
+	docker push $(ECR_URI):$(IMAGE_TAG)
+
+deploy: ## sam deploy template.yaml: new version behind the `live` alias, canary with alarm rollback
+	sam deploy --template-file template.yaml --stack-name $(STACK) --region $(AWS_REGION) \
+		--capabilities CAPABILITY_IAM --image-repository $(ECR_URI) --no-fail-on-empty-changeset \
+		--parameter-overrides ImageUri=$(ECR_URI):$(IMAGE_TAG) ModelVersion=$(VERSION)

@@ -67,11 +67,13 @@ def table() -> str:
             _ratio(on, ref),
         )
     )
-    for key, label in (("image", "container image"), ("image_cold_start", "container cold start")):
+    for key, label, unit, scale in (
+        ("image", "container image", "MB", 1),
+        ("image_added", "added over the base image", "MB", 1),
+        ("image_cold_start", "container cold start (docker run)", "ms", 1e3),
+    ):
         on, ref = r.get(f"onnx_{key}"), r.get(f"reference_{key}")
-        if on is not None:
-            unit = "MB" if key == "image" else "ms"
-            scale = 1 if key == "image" else 1e3
+        if on is not None and ref is not None:
             rows.append((label, f"{on * scale:,.0f} {unit}", f"{ref * scale:,.0f} {unit}", _ratio(on, ref)))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |" for row in rows]
@@ -79,9 +81,25 @@ def table() -> str:
     return "\n".join(lines)
 
 
+IMAGE_SUMMARY = REPO_ROOT / "build" / "image" / "summary.json"
+
+
+def _image_results() -> None:
+    """Fold in `make image-test`'s figures (container size and cold start), when that ran first."""
+    if not IMAGE_SUMMARY.exists():
+        return
+    image = json.loads(IMAGE_SUMMARY.read_text())
+    for side in ("onnx", "reference"):
+        if f"{side}_image_mb" in image:
+            RESULTS[f"{side}_image"] = image[f"{side}_image_mb"]
+            RESULTS[f"{side}_image_added"] = image[f"{side}_image_added_mb"]
+            RESULTS[f"{side}_image_cold_start"] = image[f"{side}_image_cold_start_s"]
+
+
 def pytest_terminal_summary(terminalreporter):
     if not RESULTS:
         return
+    _image_results()
     SUMMARY_JSON.parent.mkdir(parents=True, exist_ok=True)
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     SUMMARY_JSON.write_text(json.dumps({"machine": machine, "results": RESULTS}, indent=2) + "\n")

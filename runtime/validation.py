@@ -71,16 +71,13 @@ def row_from_list(features: list, names: Sequence[str], row: int | None = None) 
 
 
 def _check_values(values: Sequence[object], names: Sequence[str], row: int | None) -> None:
-    details = []
-    for name, value in zip(names, values, strict=True):
-        reason = _bad_value(value)
-        if reason is not None:
-            details.append({"row": row, "field": name, "reason": reason})
-    if details:
-        first = details[0]
-        more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
-        verb = "" if first["reason"].startswith("must") else "is "
-        raise InputValidationError(_where(row) + f"feature {first['field']!r} {verb}{first['reason']}{more}", details)
+    bad = [(name, reason) for name, value in zip(names, values, strict=True) if (reason := _bad_value(value))]
+    if bad:
+        name, reason = bad[0]
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        verb = "" if reason.startswith("must") else "is "
+        details: list[dict] = [{"row": row, "field": n, "reason": r} for n, r in bad]
+        raise InputValidationError(_where(row) + f"feature {name!r} {verb}{reason}{more}", details)
 
 
 def _where(row: int | None) -> str:
