@@ -26,7 +26,6 @@ import os
 import sys
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -42,13 +41,13 @@ MAX_BODY_BYTES = int(os.environ.get("MAX_BODY_BYTES", str(1 << 20)))
 METRIC_NAMESPACE = os.environ.get("METRIC_NAMESPACE", "DiecastT1")
 
 
-def _default_model_path() -> Path:
-    here = Path(__file__).resolve().parent
-    candidates = [here / "models_onnx" / MODEL_VERSION, here.parent / "models_onnx" / MODEL_VERSION]
-    return next((p for p in candidates if p.is_dir()), candidates[0])
+def _default_model_path() -> str:
+    here = os.path.dirname(os.path.abspath(__file__))
+    candidates = [os.path.join(d, "models_onnx", MODEL_VERSION) for d in (here, os.path.dirname(here))]
+    return next((p for p in candidates if os.path.isdir(p)), candidates[0])
 
 
-MODEL_PATH = Path(os.environ.get("MODEL_PATH") or _default_model_path())
+MODEL_PATH = os.environ.get("MODEL_PATH") or _default_model_path()
 
 logger = logging.getLogger("diecast")
 logging.basicConfig(stream=sys.stderr, level=getattr(logging, LOG_LEVEL, logging.INFO), format="%(message)s")

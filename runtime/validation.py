@@ -70,7 +70,17 @@ def row_from_list(features: list, names: Sequence[str], row: int | None = None) 
     return features
 
 
+_NUMERIC = frozenset((float, int))
+
+
 def _check_values(values: Sequence[object], names: Sequence[str], row: int | None) -> None:
+    # Fast path for the common case (all floats/ints, all finite): one C-level pass each, no per-value calls.
+    if _NUMERIC.issuperset(map(type, values)):
+        try:
+            if math.isfinite(math.fsum(values)):  # type: ignore[arg-type]
+                return
+        except OverflowError:
+            pass  # a huge int or an overflowing sum: let the exact per-value check below decide
     bad = [(name, reason) for name, value in zip(names, values, strict=True) if (reason := _bad_value(value))]
     if bad:
         name, reason = bad[0]
