@@ -115,17 +115,19 @@ class EncoderForExport(nn.Module):
             c = float(mha.out_proj.bias.double() @ w_r + ae.readout.bias.double())
             first = ae.encoder[0].proj
             b_first = first.bias.double() + c * first.weight.double().sum(dim=1)
+            # A 17th token channel that is exactly 1 carries the projection biases into the MatMuls: three
+            # fewer Add nodes, the bias summed inside the dot product instead of after it.
+            zeros, ones = torch.zeros(N_FEATURES, 1), torch.ones(N_FEATURES, 1)
+            tok_w = torch.cat([ae.token_weight, zeros], dim=1)  # (30, d + 1)
+            tok_b = torch.cat([ae.token_bias, ones], dim=1)
             buffers = {
-                "tok_w": ae.token_weight,
-                "tok_b": ae.token_bias,
-                "tok_w_t": ae.token_weight.T,
-                "tok_b_t": ae.token_bias.T,
-                "wq_h": wq_h,
-                "bq_h": bq_h,
-                "wk_h": wk_h,
-                "bk_h": bk_h,
-                "g": g,
-                "beta": beta,
+                "tok_w": tok_w,
+                "tok_b": tok_b,
+                "tok_w_t": tok_w.T,
+                "tok_b_t": tok_b.T,
+                "wq_h": torch.cat([wq_h, bq_h], dim=1),  # (h, d + 1, dh)
+                "wk_h": torch.cat([wk_h, bk_h], dim=2),  # (h, dh, d + 1)
+                "g": torch.cat([g, beta], dim=1),  # (h, d + 1, 1)
             }
         for name, value in buffers.items():
             self.register_buffer(name, value.detach().float().contiguous())
@@ -137,12 +139,12 @@ class EncoderForExport(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         n = x.shape[0]
-        tokens = x.reshape(n, 1, N_FEATURES, 1) * self.tok_w + self.tok_b  # (n, 1, 30, d)
-        tokens_t = x.reshape(n, 1, 1, N_FEATURES) * self.tok_w_t + self.tok_b_t  # (n, 1, d, 30)
-        q = tokens @ self.wq_h + self.bq_h  # (n, h, 30, dh)
-        k_t = self.wk_h @ tokens_t + self.bk_h  # (n, h, dh, 30)
+        tokens = x.reshape(n, 1, N_FEATURES, 1) * self.tok_w + self.tok_b  # (n, 1, 30, d + 1), last channel 1
+        tokens_t = x.reshape(n, 1, 1, N_FEATURES) * self.tok_w_t + self.tok_b_t  # (n, 1, d + 1, 30)
+        q = tokens @ self.wq_h  # (n, h, 30, dh)
+        k_t = self.wk_h @ tokens_t  # (n, h, dh, 30)
         p = torch.softmax(q @ k_t, dim=-1)  # (n, h, 30, 30)
-        v = tokens @ self.g + self.beta  # (n, h, 30, 1)
+        v = tokens @ self.g  # (n, h, 30, 1)
         r = (p @ v).sum(dim=(1, 3))  # (n, 30)
         z = self.first(x + r)
         hidden = F.silu(z[:, : self.d_first]) * z[:, self.d_first :]
