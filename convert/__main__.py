@@ -101,6 +101,7 @@ def convert(
 
     from convert import export, parity
     from convert.reference import load_reference
+    from convert.train import publish
     from runtime.model import MANIFEST_FILE
 
     src = models_root / version
@@ -179,15 +180,7 @@ def convert(
         shutil.copy(report_dir / REPORT_FILE, staging / REPORT_FILE)
 
         log(f"[5/5] publishing {target}")
-        staging.chmod(0o755)
-        if target.exists():
-            backup = out_root / f".{version}.replaced"
-            shutil.rmtree(backup, ignore_errors=True)
-            target.rename(backup)
-            staging.rename(target)
-            shutil.rmtree(backup)
-        else:
-            staging.rename(target)
+        publish(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     log(

@@ -192,6 +192,19 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def publish(staging: Path, target: Path) -> None:
+    """Move a fully written ``staging`` folder to ``target``; a replaced target is removed only afterwards."""
+    os.chmod(staging, 0o755)
+    if target.exists():
+        backup = target.with_name(f".{target.name}.replaced")
+        shutil.rmtree(backup, ignore_errors=True)
+        target.rename(backup)
+        staging.rename(target)
+        shutil.rmtree(backup)
+    else:
+        staging.rename(target)
+
+
 def write_version(out_dir: Path, version: str, data_path: Path, force: bool) -> Path:
     """Train on ``data_path`` and publish ``out_dir/version`` atomically."""
     target = out_dir / version
@@ -234,15 +247,7 @@ def write_version(out_dir: Path, version: str, data_path: Path, force: bool) -> 
             },
         }
         (staging / METADATA_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-        os.chmod(staging, 0o755)
-        if target.exists():
-            backup = out_dir / f".{version}.replaced"
-            shutil.rmtree(backup, ignore_errors=True)
-            target.rename(backup)
-            staging.rename(target)
-            shutil.rmtree(backup)
-        else:
-            staging.rename(target)
+        publish(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
