@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import warnings
 from pathlib import Path
 
@@ -42,6 +43,8 @@ def export_encoder(ae: AutoEncoder) -> onnx.ModelProto:
     example = torch.zeros(4, N_FEATURES)  # batch >= 2: a batch of 1 would be specialised away
     batch = torch.export.Dim("batch", min=1, max=1 << 20)
     # In eval/no_grad nn.MultiheadAttention takes a fused fast path that the exporter rejects.
+    # the exporter reports every optional torchvision op it skips; none is used here
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     prev = torch.backends.mha.get_fastpath_enabled()
     torch.backends.mha.set_fastpath_enabled(False)
     try:
