@@ -1,7 +1,7 @@
 """Shared state for the benchmarks: results gathered by each benchmark, the gates, and the comparison table.
 
 Threads are pinned and named: onnxruntime intra/inter-op 1 (runtime.model.session_options), torch 1
-(REFERENCE_TORCH_THREADS), both on CPUExecutionProvider / CPU.
+(REFERENCE_TORCH_THREADS), OpenMP/OpenBLAS/MKL 1; onnxruntime on CPUExecutionProvider, torch on CPU.
 """
 
 from __future__ import annotations
@@ -16,6 +16,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / "lambda"))
 os.environ.setdefault("REFERENCE_TORCH_THREADS", "1")
+# One thread everywhere, before numpy/torch load: idle OpenMP/OpenBLAS workers spin on the other core and slow
+# whichever path is measured next on a 2-core machine.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
 RESULTS: dict[str, dict] = {}
 SUMMARY_JSON = REPO_ROOT / "build" / "bench" / "summary.json"
