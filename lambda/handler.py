@@ -156,11 +156,27 @@ def _error_body(exc: InputValidationError, request_id: str) -> dict[str, Any]:
     return {"error": {"type": exc.error_type, "message": exc.message, "details": exc.details, "request_id": request_id}}
 
 
+def _emf_directives(ok: bool, cold: bool) -> list[dict[str, Any]]:
+    metrics = [{"Name": "Latency", "Unit": "Milliseconds"}, {"Name": "Rows", "Unit": "Count"}]
+    if ok:
+        metrics += [{"Name": "DefectPredictions", "Unit": "Count"}, {"Name": "NormalPredictions", "Unit": "Count"}]
+        dimensions = [["ModelVersion"]]
+    else:
+        metrics.append({"Name": "Errors", "Unit": "Count"})
+        dimensions = [["ModelVersion"], ["ModelVersion", "ErrorType"]]
+    if cold:
+        metrics.append({"Name": "ColdStart", "Unit": "Count"})
+    return [{"Namespace": METRIC_NAMESPACE, "Dimensions": dimensions, "Metrics": metrics}]
+
+
+# The EMF directive for each (success, cold start) case, built once.
+_EMF_DIRECTIVES = {(ok, cold): _emf_directives(ok, cold) for ok in (True, False) for cold in (True, False)}
+
+
 def _emit(request_id: str, started: float, outcome: str, status: int, rows: int, defects: int, error: str = "") -> None:
     """One line per request: a structured log record and a CloudWatch EMF document."""
     global _cold
     latency_ms = (time.perf_counter() - started) * 1e3
-    metrics = [{"Name": "Latency", "Unit": "Milliseconds"}, {"Name": "Rows", "Unit": "Count"}]
     record: dict[str, Any] = {
         "level": "INFO" if status < 500 else "ERROR",
         "message": "request",
@@ -173,22 +189,14 @@ def _emit(request_id: str, started: float, outcome: str, status: int, rows: int,
         "Latency": round(latency_ms, 3),
         "Rows": rows,
     }
-    dimensions = [["ModelVersion"]]
     if status < 400:
         record["DefectPredictions"], record["NormalPredictions"] = defects, rows - defects
-        metrics += [{"Name": "DefectPredictions", "Unit": "Count"}, {"Name": "NormalPredictions", "Unit": "Count"}]
     else:
         record["ErrorType"], record["Errors"] = error, 1
-        metrics.append({"Name": "Errors", "Unit": "Count"})
-        dimensions = [["ModelVersion"], ["ModelVersion", "ErrorType"]]
     if _cold:
         record["ColdStart"] = 1
-        metrics.append({"Name": "ColdStart", "Unit": "Count"})
-        _cold = False
-    record["_aws"] = {
-        "Timestamp": int(time.time() * 1000),
-        "CloudWatchMetrics": [{"Namespace": METRIC_NAMESPACE, "Dimensions": dimensions, "Metrics": metrics}],
-    }
+    record["_aws"] = {"Timestamp": int(time.time() * 1000), "CloudWatchMetrics": _EMF_DIRECTIVES[status < 400, _cold]}
+    _cold = False
     sys.stdout.write(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE).decode())
 
 
