@@ -25,60 +25,45 @@ RESULTS: dict[str, dict] = {}
 SUMMARY_JSON = REPO_ROOT / "build" / "bench" / "summary.json"
 
 
-def _fmt_us(seconds: float | None) -> str:
-    return "-" if seconds is None else f"{seconds * 1e6:,.0f} us"
+def _us(seconds: float) -> str:
+    return f"{seconds * 1e6:,.0f} us"
 
 
-def _ratio(a: float | None, b: float | None) -> str:
-    return "-" if not a or not b else f"{b / a:,.1f}x"
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:,.0f} ms"
+
+
+def _mb(mb: float) -> str:
+    return f"{mb:,.0f} MB"
+
+
+def _per_s(rate: float) -> str:
+    return f"{rate:,.0f}"
+
+
+# (label, RESULTS key without the onnx_/reference_ prefix, format, higher is better)
+ROWS = [
+    ("handler warm p50", "handler", _us, False),
+    ("handler warm p90", "handler_p90", _us, False),
+    ("handler warm p99", "handler_p99", _us, False),
+    ("predict() warm p50, 1 row", "predict", _us, False),
+    *((f"batch {n}: rows/s", f"rows_per_s_{n}", _per_s, True) for n in (1, 10, 100, 1000)),
+    ("cold start to 1st response", "cold_start", _ms, False),
+    ("installed serving deps", "installed_mb", _mb, False),
+    ("container image", "image", _mb, False),
+    ("added over the base image", "image_added", _mb, False),
+    ("container cold start (docker run)", "image_cold_start", _ms, False),
+]
 
 
 def table() -> str:
-    r = RESULTS
     rows = [("measure", "ONNX runtime", "torch + sklearn", "ratio")]
-    for key, label in (("handler", "handler warm p50"), ("handler_p90", "handler warm p90")):
-        on, ref = r.get(f"onnx_{key}"), r.get(f"reference_{key}")
-        rows.append((label, _fmt_us(on), _fmt_us(ref), _ratio(on, ref)))
-    on, ref = r.get("onnx_handler_p99"), r.get("reference_handler_p99")
-    rows.append(("handler warm p99", _fmt_us(on), _fmt_us(ref), _ratio(on, ref)))
-    on, ref = r.get("onnx_predict"), r.get("reference_predict")
-    rows.append(("predict() warm p50, 1 row", _fmt_us(on), _fmt_us(ref), _ratio(on, ref)))
-    for n in (1, 10, 100, 1000):
-        on, ref = r.get(f"onnx_rows_per_s_{n}"), r.get(f"reference_rows_per_s_{n}")
-        rows.append(
-            (
-                f"batch {n}: rows/s",
-                "-" if on is None else f"{on:,.0f}",
-                "-" if ref is None else f"{ref:,.0f}",
-                "-" if not on or not ref else f"{on / ref:,.1f}x",
-            )
-        )
-    on, ref = r.get("onnx_cold_start"), r.get("reference_cold_start")
-    rows.append(
-        (
-            "cold start to 1st response",
-            "-" if on is None else f"{on * 1e3:,.0f} ms",
-            "-" if ref is None else f"{ref * 1e3:,.0f} ms",
-            _ratio(on, ref),
-        )
-    )
-    on, ref = r.get("onnx_installed_mb"), r.get("reference_installed_mb")
-    rows.append(
-        (
-            "installed serving deps",
-            "-" if on is None else f"{on:,.0f} MB",
-            "-" if ref is None else f"{ref:,.0f} MB",
-            _ratio(on, ref),
-        )
-    )
-    for key, label, unit, scale in (
-        ("image", "container image", "MB", 1),
-        ("image_added", "added over the base image", "MB", 1),
-        ("image_cold_start", "container cold start (docker run)", "ms", 1e3),
-    ):
-        on, ref = r.get(f"onnx_{key}"), r.get(f"reference_{key}")
-        if on is not None and ref is not None:
-            rows.append((label, f"{on * scale:,.0f} {unit}", f"{ref * scale:,.0f} {unit}", _ratio(on, ref)))
+    for label, key, fmt, higher_is_better in ROWS:
+        on, ref = RESULTS.get(f"onnx_{key}"), RESULTS.get(f"reference_{key}")
+        if on is None or ref is None:
+            continue
+        ratio = on / ref if higher_is_better else ref / on
+        rows.append((label, fmt(on), fmt(ref), f"{ratio:,.1f}x"))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |" for row in rows]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
