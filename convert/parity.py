@@ -162,34 +162,32 @@ def run_certificate(reference, predict: Predict, predict_one: Predict, fuzz_n: i
     X_data, _ = dataset.load_csv(dataset.DEFAULT_CSV)
     n_inputs = len(names)
 
-    def explainer(X: np.ndarray, got: dict) -> Callable[[int], str]:
-        scaled = reference.scaler.transform(X)
-        ref_lat = reference.predict(X)["latent"]
+    def explainer(X: np.ndarray, ref: dict, got: dict) -> Callable[[int], str]:
+        """Explains one offending row on demand (most row sets have none: nothing is recomputed up front)."""
 
         def explain(i: int) -> str:
-            a = np.hstack([scaled[i], ref_lat[i]])
-            b = np.hstack([scaled[i], got["latent"][i]])
+            scaled = reference.scaler.transform(X[i : i + 1])[0]
+            a = np.hstack([scaled, ref["latent"][i]])
+            b = np.hstack([scaled, got["latent"][i]])
             return explain_row(reference.gb, a, b, n_inputs)
 
         return explain
 
-    results = []
+    def check(name: str, X: np.ndarray, ref: dict, got: dict) -> None:
+        results.append(compare(name, ref, got, explainer(X, ref, got)))
+
+    results: list[RowSetResult] = []
     ref_data = reference.predict(X_data)
     singles = [predict_one(X_data[i : i + 1]) for i in range(len(X_data))]
-    got_single = {k: np.concatenate([s[k] for s in singles]) for k in singles[0]}
-    results.append(compare("dataset (batch 1)", ref_data, got_single, explainer(X_data, got_single)))
+    check("dataset (batch 1)", X_data, ref_data, {k: np.concatenate([s[k] for s in singles]) for k in singles[0]})
     parts = [predict(X_data[i : i + BATCH]) for i in range(0, len(X_data), BATCH)]
-    got_batched = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    results.append(compare(f"dataset (batch {BATCH})", ref_data, got_batched, explainer(X_data, got_batched)))
+    check(f"dataset (batch {BATCH})", X_data, ref_data, {k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
 
     X_fuzz = fuzz_rows(smin, smax, smean, sstd, fuzz_n, seed)
-    got_fuzz = predict(X_fuzz)
-    results.append(compare("fuzz", reference.predict(X_fuzz), got_fuzz, explainer(X_fuzz, got_fuzz)))
+    check("fuzz", X_fuzz, reference.predict(X_fuzz), predict(X_fuzz))
 
-    base = np.median(X_data, axis=0)
-    X_thr, _ = threshold_rows(reference.gb, reference.scaler, base, n_inputs)
-    got_thr = predict(X_thr)
-    results.append(compare("split thresholds", reference.predict(X_thr), got_thr, explainer(X_thr, got_thr)))
+    X_thr, _ = threshold_rows(reference.gb, reference.scaler, np.median(X_data, axis=0), n_inputs)
+    check("split thresholds", X_thr, reference.predict(X_thr), predict(X_thr))
 
     return assess(results, time.perf_counter() - started)
 

@@ -176,7 +176,7 @@ _EMF_DIRECTIVES = {(ok, cold): _emf_directives(ok, cold) for ok in (True, False)
 def _emit(request_id: str, started: float, outcome: str, status: int, rows: int, defects: int, error: str = "") -> None:
     """One line per request: a structured log record and a CloudWatch EMF document."""
     global _cold
-    latency_ms = (time.perf_counter() - started) * 1e3
+    latency_ms = round((time.perf_counter() - started) * 1e3, 3)
     record: dict[str, Any] = {
         "level": "INFO" if status < 500 else "ERROR",
         "message": "request",
@@ -185,8 +185,8 @@ def _emit(request_id: str, started: float, outcome: str, status: int, rows: int,
         "outcome": outcome,
         "status": status,
         "rows": rows,
-        "latency_ms": round(latency_ms, 3),
-        "Latency": round(latency_ms, 3),
+        "latency_ms": latency_ms,
+        "Latency": latency_ms,
         "Rows": rows,
     }
     if status < 400:
