@@ -23,7 +23,8 @@ RUN --mount=type=secret,id=cacert \
 
 COPY runtime/ /var/task/runtime/
 COPY lambda/handler.py /var/task/
-COPY models_onnx/${MODEL_VERSION}/model.onnx models_onnx/${MODEL_VERSION}/manifest.json /var/task/models_onnx/${MODEL_VERSION}/
+# model.onnx, onnxruntime's cache of it when the version ships one, and the manifest naming both.
+COPY models_onnx/${MODEL_VERSION}/*.onnx models_onnx/${MODEL_VERSION}/manifest.json /var/task/models_onnx/${MODEL_VERSION}/
 # Byte-compile at build time: nothing is compiled during a cold start.
 RUN python3 -m compileall -q -j 0 /var/task
 

@@ -11,6 +11,9 @@ FORCE ?=
 OUT ?= models_onnx
 EVENT ?= tests/events/direct_named.json
 FORCE_FLAG := $(if $(filter 1 yes true,$(FORCE)),--force,)
+SEED ?=
+MAX_EPOCHS ?=
+TRAIN_FLAGS := $(if $(SEED),--seed $(SEED),) $(if $(MAX_EPOCHS),--max-epochs $(MAX_EPOCHS),)
 
 .DEFAULT_GOAL := help
 .PHONY: help venv data train convert convert-check demo invoke test lint format bench image-test image ecr-push deploy clean
@@ -28,13 +31,13 @@ venv: $(STAMP) ## create .venv with the conversion, test and lint tools (torch==
 data: $(STAMP) ## regenerate the embedded synthetic dataset and its schema
 	$(PY) -m convert.dataset
 
-train: $(STAMP) ## train originals into deployment_models/VERSION (DATA=path.csv, FORCE=1)
-	$(PY) -m convert.train --version $(VERSION) --data $(DATA) $(FORCE_FLAG)
+train: $(STAMP) ## train originals into deployment_models/VERSION (DATA=path.csv, SEED=, MAX_EPOCHS=, FORCE=1)
+	$(PY) -m convert.train --version $(VERSION) --data $(DATA) $(TRAIN_FLAGS) $(FORCE_FLAG)
 
-convert: $(STAMP) ## export deployment_models/VERSION to models_onnx/VERSION with a parity certificate (FORCE=1)
+convert: $(STAMP) ## export deployment_models/VERSION to models_onnx/VERSION with its certificate (FORCE=1)
 	$(PY) -m convert --version $(VERSION) --out $(OUT) $(FORCE_FLAG)
 
-convert-check: $(STAMP) ## CI: convert into build/convert-check, certify parity, compare with the shipped models_onnx
+convert-check: $(STAMP) ## CI: convert into build/convert-check, certify it, require model.onnx byte-identical to the shipped one
 	$(PY) -m convert --version $(VERSION) --out build/convert-check --force --compare-to models_onnx/$(VERSION)
 
 demo: $(STAMP) ## the main job end to end on the embedded data, in build/demo (train, convert, serve)

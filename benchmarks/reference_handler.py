@@ -15,10 +15,11 @@ from pathlib import Path
 REPO_ROOT = Path(os.environ.get("REFERENCE_ROOT") or Path(__file__).resolve().parent.parent)
 sys.path.insert(0, str(REPO_ROOT))
 
+# isort: off
 import numpy as np  # noqa: E402
+from convert.reference import load_reference  # noqa: E402  (convert first: it pins torch's kernels)
 import torch  # noqa: E402
-
-from convert.reference import load_reference  # noqa: E402
+# isort: on
 
 torch.set_num_threads(int(os.environ.get("REFERENCE_TORCH_THREADS", "1")))
 MODEL = load_reference(REPO_ROOT / "deployment_models" / os.environ.get("MODEL_VERSION", "v1.0"))

@@ -28,13 +28,14 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from convert.model import LATENT_DIM, N_FEATURES, AutoEncoder, EncoderForExport
+from runtime import artifacts
 
 OPSET = 18  # the lowest opset the dynamo exporter supports; the runtime's onnxruntime runs it
 ML_OPSET = 3  # ai.onnx.ml: TreeEnsembleClassifier
 IR_VERSION = 9  # loads with onnxruntime >= 1.15
+STANDARD_DOMAINS = {"", "ai.onnx", "ai.onnx.ml"}  # what any ONNX implementation must run
 
-INPUT_NAME = "features"
-OUTPUT_NAMES = ("probability", "label", "latent", "attention")
+INPUT_NAME = artifacts.INPUT.name
 
 
 def export_encoder(ae: AutoEncoder) -> onnx.ModelProto:
@@ -114,6 +115,11 @@ def _prefixed(model: onnx.ModelProto, prefix: str, keep: set[str]) -> onnx.Graph
     return graph
 
 
+def _value_info(spec: artifacts.TensorSpec) -> onnx.ValueInfoProto:
+    shape = artifacts.shapes(N_FEATURES, LATENT_DIM)[spec.name]
+    return helper.make_tensor_value_info(spec.name, helper.np_dtype_to_tensor_dtype(np.dtype(spec.dtype)), shape)
+
+
 def fuse(scaler_onnx: onnx.ModelProto, encoder_onnx: onnx.ModelProto, gb_onnx: onnx.ModelProto, threshold: float):
     """One graph: raw features (float64) -> probability, label, latent, attention."""
     for m in (scaler_onnx, encoder_onnx, gb_onnx):
@@ -147,17 +153,11 @@ def fuse(scaler_onnx: onnx.ModelProto, encoder_onnx: onnx.ModelProto, gb_onnx: o
         helper.make_node("GreaterOrEqual", ["probability", "glue/threshold"], ["glue/ge"], name="glue/threshold"),
         helper.make_node("Cast", ["glue/ge"], ["label"], to=TensorProto.INT64, name="glue/label"),
     ]
-    batch = "batch"
     graph = helper.make_graph(
         nodes,
         "diecast_defect",
-        inputs=[helper.make_tensor_value_info(INPUT_NAME, TensorProto.DOUBLE, [batch, N_FEATURES])],
-        outputs=[
-            helper.make_tensor_value_info("probability", TensorProto.FLOAT, [batch]),
-            helper.make_tensor_value_info("label", TensorProto.INT64, [batch]),
-            helper.make_tensor_value_info("latent", TensorProto.FLOAT, [batch, LATENT_DIM]),
-            helper.make_tensor_value_info("attention", TensorProto.FLOAT, [batch, N_FEATURES]),
-        ],
+        inputs=[_value_info(artifacts.INPUT)],
+        outputs=[_value_info(o) for o in artifacts.OUTPUTS],
         initializer=[*sc.initializer, *enc.initializer, *gb.initializer, *glue_inits],
     )
     model = helper.make_model(
@@ -167,12 +167,26 @@ def fuse(scaler_onnx: onnx.ModelProto, encoder_onnx: onnx.ModelProto, gb_onnx: o
         doc_string="StandardScaler -> AutoEncoder encoder -> GradientBoostingClassifier, fused",
     )
     model.ir_version = IR_VERSION
-    onnx.checker.check_model(model, full_check=True)
+    check_standard(model)
     return model
 
 
+def check_standard(model: onnx.ModelProto) -> None:
+    """A standard ONNX file: only the ai.onnx and ai.onnx.ml domains, and onnx's full check passes."""
+    domains = {o.domain for o in model.opset_import} | {n.domain for n in model.graph.node}
+    if not domains <= STANDARD_DOMAINS:
+        raise RuntimeError(f"the graph uses non-standard domains {sorted(domains - STANDARD_DOMAINS)}")
+    onnx.checker.check_model(model, full_check=True)
+
+
+def embed_serving(model: onnx.ModelProto, serving_json: str) -> None:
+    """Put the serving fields into the graph's metadata_props, so that the graph's sha256 covers them."""
+    helper.set_model_props(model, {artifacts.SERVING_KEY: serving_json})
+
+
 def ort_optimize(model: onnx.ModelProto, out_path: Path) -> None:
-    """Save onnxruntime's offline-optimised graph (EXTENDED level: portable across x86-64 CPUs)."""
+    """Save onnxruntime's offline-optimised graph (EXTENDED level: portable across x86-64 CPUs, but it holds
+    onnxruntime-only contrib ops such as com.microsoft:QuickGelu, so it ships only as a cache)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()

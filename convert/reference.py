@@ -3,10 +3,14 @@
 ``scaler.transform`` (float64) -> float32 tensor -> ``AutoEncoder.encode`` under ``no_grad`` -> hstack(scaled,
 latent) -> ``GradientBoostingClassifier.predict_proba``; the decision threshold from ``metadata.json``.
 The ONNX runtime (``runtime.load``) mirrors this interface, so parity is a comparison of two ``.predict`` dicts.
+
+``truth`` evaluates the same weights in float64: the yardstick against which the certificate measures how far
+the original's float32 arithmetic and the ONNX graph's each stray.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -15,7 +19,9 @@ import numpy as np
 import torch
 
 from convert.model import AutoEncoder, feature_attention
-from convert.train import AE_FILE, GB_FILE, METADATA_FILE, SCALER_FILE
+from convert.originals import AE_FILE, GB_FILE, METADATA_FILE, SCALER_FILE
+
+CHUNK = 8192  # rows per encoder call: the (n, 4, 30, 30) attention scores of 100k rows would need GBs
 
 
 class ReferenceModel:
@@ -32,6 +38,35 @@ class ReferenceModel:
         state = torch.load(self.model_dir / AE_FILE, map_location="cpu", weights_only=True)
         self.autoencoder.load_state_dict(state)
         self.autoencoder.eval()
+        self._autoencoder64: AutoEncoder | None = None
+
+    def _check(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != len(self.feature_names):
+            raise ValueError(f"X has shape {X.shape}, expected (n, {len(self.feature_names)})")
+        return X
+
+    def scaled32(self, X: np.ndarray) -> np.ndarray:
+        """The float32 scaled readings the encoder and the trees see, (n, 30)."""
+        return self.scaler.transform(self._check(X)).astype(np.float32)
+
+    def _encode(self, ae: AutoEncoder, scaled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        latents, attentions = [], []
+        with torch.no_grad():
+            for i in range(0, len(scaled), CHUNK):
+                latent, weights = ae.encode(torch.from_numpy(scaled[i : i + CHUNK]))
+                latents.append(latent.numpy())
+                attentions.append(feature_attention(weights).numpy())
+        return np.concatenate(latents), np.concatenate(attentions)
+
+    def _result(self, scaled: np.ndarray, latent: np.ndarray, attention: np.ndarray) -> dict[str, np.ndarray]:
+        proba = self.gb.predict_proba(np.hstack([scaled.astype(np.float64), latent.astype(np.float64)]))[:, 1]
+        return {
+            "probability": proba,
+            "label": (proba >= self.threshold).astype(np.int64),
+            "latent": latent,
+            "attention": attention,
+        }
 
     def predict(self, X: np.ndarray) -> dict[str, np.ndarray]:
         """Predict for ``X`` of shape (n, 30), raw readings in manifest feature order.
@@ -41,21 +76,23 @@ class ReferenceModel:
         dict with ``probability`` (n,) float64, ``label`` (n,) int64 (probability >= threshold),
         ``latent`` (n, 12) float32 and ``attention`` (n, 30) float32 (rows sum to 1).
         """
-        X = np.asarray(X, dtype=np.float64)
-        if X.ndim != 2 or X.shape[1] != len(self.feature_names):
-            raise ValueError(f"X has shape {X.shape}, expected (n, {len(self.feature_names)})")
-        scaled = self.scaler.transform(X)
-        with torch.no_grad():
-            latent_t, weights = self.autoencoder.encode(torch.from_numpy(scaled.astype(np.float32)))
-            attention = feature_attention(weights).numpy()
-        latent = latent_t.numpy()
-        proba = self.gb.predict_proba(np.hstack([scaled, latent]))[:, 1]
-        return {
-            "probability": proba,
-            "label": (proba >= self.threshold).astype(np.int64),
-            "latent": latent,
-            "attention": attention,
-        }
+        scaled = self.scaled32(X)
+        return self._result(scaled, *self._encode(self.autoencoder, scaled))
+
+    def truth(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        """The same weights in float64, on the float32 scaled readings both implementations see.
+
+        Returns the ``predict`` dict with ``latent`` (n, 12) and ``attention`` (n, 30) in float64, and the GB's
+        probability on those float64 features.
+        """
+        if self._autoencoder64 is None:
+            self._autoencoder64 = copy.deepcopy(self.autoencoder).double().eval()
+        scaled = self.scaled32(X).astype(np.float64)
+        return self._result(scaled, *self._encode(self._autoencoder64, scaled))
+
+    def gb_probability(self, scaled: np.ndarray, latent: np.ndarray) -> np.ndarray:
+        """The original GB's probability on given scaled readings and latents, (n,) float64."""
+        return self.gb.predict_proba(np.hstack([scaled.astype(np.float64), latent.astype(np.float64)]))[:, 1]
 
 
 def load_reference(model_dir: Path | str) -> ReferenceModel:

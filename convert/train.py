@@ -1,29 +1,19 @@
 """Train the reference model: StandardScaler -> AutoEncoder (latent 12) -> GradientBoostingClassifier.
 
-Writes ``deployment_models/<version>/`` in the original deployment's layout:
-
-- ``autoencoder_latent12.pth``: the AutoEncoder's ``state_dict``;
-- ``scaler.pkl``: the fitted ``StandardScaler`` (joblib);
-- ``gradient_boosting_model.pkl``: the fitted ``GradientBoostingClassifier`` (joblib) on 30 scaled + 12 latent;
-- ``metadata.json``: features, threshold, confidence bands, test metrics, per-feature training statistics.
-
-The version folder is written to a temporary sibling and renamed into place, so a failed or interrupted run
-leaves nothing half-written; an existing version is kept unless ``--force``.
+Writes ``deployment_models/<version>/`` in the original deployment's layout (``convert.originals``). torch runs
+single-threaded, deterministic and at the pinned kernel level (``convert.kernels``), so one seed gives the same
+files bit for bit on every x86-64 CPU.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
+import datetime as dt
 import json
-import os
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-import joblib
 import numpy as np
 import sklearn
 import torch
@@ -32,14 +22,8 @@ from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_sc
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
-from convert import dataset
+from convert import dataset, kernels, originals
 from convert.model import LATENT_DIM, AutoEncoder, focal_loss
-
-DEPLOYMENT_DIR = dataset.REPO_ROOT / "deployment_models"
-AE_FILE = "autoencoder_latent12.pth"
-SCALER_FILE = "scaler.pkl"
-GB_FILE = "gradient_boosting_model.pkl"
-METADATA_FILE = "metadata.json"
 
 SEED = 42
 TEST_SIZE = 0.15
@@ -50,30 +34,36 @@ AE_MAX_EPOCHS = 120
 AE_PATIENCE = 8
 AE_GRAD_CLIP = 1.0
 FOCAL_WEIGHT = 0.5
-GB_PARAMS = {"n_estimators": 200, "max_depth": 6, "learning_rate": 0.1, "subsample": 1.0, "random_state": SEED}
+GB_PARAMS = {"n_estimators": 200, "max_depth": 6, "learning_rate": 0.1, "subsample": 1.0}
 # A prediction's confidence is its distance from the decision threshold as a share of the room on its side:
 # (p - t) / (1 - t) for a defect, (t - p) / t for a normal part; "high" from 0.6, "medium" from 0.3, else "low".
 CONFIDENCE_BANDS = {"high": 0.6, "medium": 0.3}
+QUANTILES = np.linspace(0.0, 1.0, 101)  # percentiles kept for drift monitoring (PSI bins, KS)
 
 
 def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def split(X: np.ndarray, y: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def split(X: np.ndarray, y: np.ndarray, seed: int = SEED) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Stratified train / validation / test split, seeded."""
-    X_rest, X_test, y_rest, y_test = train_test_split(X, y, test_size=TEST_SIZE, random_state=SEED, stratify=y)
+    X_rest, X_test, y_rest, y_test = train_test_split(X, y, test_size=TEST_SIZE, random_state=seed, stratify=y)
     val_share = VAL_SIZE / (1 - TEST_SIZE)
-    X_tr, X_val, y_tr, y_val = train_test_split(X_rest, y_rest, test_size=val_share, random_state=SEED, stratify=y_rest)
+    X_tr, X_val, y_tr, y_val = train_test_split(X_rest, y_rest, test_size=val_share, random_state=seed, stratify=y_rest)
     return {"train": (X_tr, y_tr), "val": (X_val, y_val), "test": (X_test, y_test)}
 
 
 def train_autoencoder(
-    X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_val: np.ndarray
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    X_val: np.ndarray,
+    y_val: np.ndarray,
+    seed: int = SEED,
+    max_epochs: int = AE_MAX_EPOCHS,
 ) -> tuple[AutoEncoder, dict]:
     """Adam + gradient clipping; loss = MSE reconstruction + FOCAL_WEIGHT * focal(defect head); early stopping."""
-    torch.manual_seed(SEED)
-    gen = torch.Generator().manual_seed(SEED)
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
     model = AutoEncoder()
     opt = torch.optim.Adam(model.parameters(), lr=AE_LR)
     xt, yt = torch.tensor(X_train, dtype=torch.float32), torch.tensor(y_train, dtype=torch.float32)
@@ -84,9 +74,9 @@ def train_autoencoder(
         mse = torch.mean((recon - x) ** 2)
         return mse + FOCAL_WEIGHT * focal_loss(logit, y), mse
 
-    best, best_state, best_epoch, stale = float("inf"), None, 0, 0
+    best, best_state, best_epoch, best_mse, stale = float("inf"), None, 0, float("nan"), 0
     epoch = 0
-    for epoch in range(1, AE_MAX_EPOCHS + 1):
+    for epoch in range(1, max_epochs + 1):
         model.train()
         order = torch.randperm(len(xt), generator=gen)
         for start in range(0, len(xt), AE_BATCH):
@@ -100,9 +90,8 @@ def train_autoencoder(
         with torch.no_grad():
             val_loss, val_mse = (float(v) for v in loss_of(xv, yv))
         if val_loss < best - 1e-5:
-            best, best_epoch, stale = val_loss, epoch, 0
+            best, best_epoch, best_mse, stale = val_loss, epoch, val_mse, 0
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            best_mse = val_mse
         else:
             stale += 1
         if epoch % 5 == 0 or stale == 0:
@@ -110,7 +99,8 @@ def train_autoencoder(
         if stale >= AE_PATIENCE:
             _log(f"  early stop at epoch {epoch}: no improvement for {AE_PATIENCE} epochs")
             break
-    assert best_state is not None
+    if best_state is None:
+        raise RuntimeError("the AutoEncoder's validation loss was never finite; check the training data")
     model.load_state_dict(best_state)
     model.eval()
     return model, {"epochs_run": epoch, "best_epoch": best_epoch, "val_loss": best, "val_recon_mse": best_mse}
@@ -132,18 +122,34 @@ def best_f1_threshold(y: np.ndarray, proba: np.ndarray) -> float:
 def metrics(y: np.ndarray, proba: np.ndarray, threshold: float) -> dict[str, float]:
     pred = proba >= threshold
     return {
-        "f1_score": round(float(f1_score(y, pred)), 4),
+        "f1_score": round(float(f1_score(y, pred, zero_division=0)), 4),
         "roc_auc": round(float(roc_auc_score(y, proba)), 4),
         "accuracy": round(float(accuracy_score(y, pred)), 4),
-        "precision": round(float(precision_score(y, pred)), 4),
-        "recall": round(float(recall_score(y, pred)), 4),
+        "precision": round(float(precision_score(y, pred, zero_division=0)), 4),
+        "recall": round(float(recall_score(y, pred, zero_division=0)), 4),
     }
 
 
-def train(X: np.ndarray, y: np.ndarray) -> tuple[StandardScaler, AutoEncoder, GradientBoostingClassifier, dict]:
+def feature_stats(X_train: np.ndarray) -> dict[str, dict]:
+    """Per feature: the training split's range, mean, std and percentiles (drift monitoring's reference)."""
+    return {
+        name: {
+            "min": float(X_train[:, j].min()),
+            "max": float(X_train[:, j].max()),
+            "mean": float(X_train[:, j].mean()),
+            "std": float(X_train[:, j].std()),
+            "quantiles": [float(v) for v in np.quantile(X_train[:, j], QUANTILES)],
+        }
+        for j, name in enumerate(dataset.FEATURE_NAMES)
+    }
+
+
+def train(
+    X: np.ndarray, y: np.ndarray, seed: int = SEED, max_epochs: int = AE_MAX_EPOCHS
+) -> tuple[StandardScaler, AutoEncoder, GradientBoostingClassifier, dict]:
     torch.set_num_threads(1)  # deterministic reductions, and the same result whatever the core count
     torch.use_deterministic_algorithms(True)
-    parts = split(X, y)
+    parts = split(X, y, seed)
     (X_tr, y_tr), (X_val, y_val), (X_te, y_te) = parts["train"], parts["val"], parts["test"]
     _log(f"split: train {len(y_tr)}, validation {len(y_val)}, test {len(y_te)} rows")
 
@@ -152,124 +158,127 @@ def train(X: np.ndarray, y: np.ndarray) -> tuple[StandardScaler, AutoEncoder, Gr
 
     t0 = time.perf_counter()
     _log("training the AutoEncoder (MSE + focal loss, early stopping on validation)")
-    ae, ae_info = train_autoencoder(S_tr, y_tr, S_val, y_val)
+    ae, ae_info = train_autoencoder(S_tr, y_tr, S_val, y_val, seed, max_epochs)
     ae_info["seconds"] = round(time.perf_counter() - t0, 1)
 
     def features(S: np.ndarray) -> np.ndarray:
         return np.hstack([S, latent_of(ae, S)])
 
     t1 = time.perf_counter()
-    _log(f"training GradientBoostingClassifier({GB_PARAMS}) on 30 scaled + {LATENT_DIM} latent features")
-    gb = GradientBoostingClassifier(**GB_PARAMS).fit(features(S_tr), y_tr)
+    gb_params = {**GB_PARAMS, "random_state": seed}
+    _log(f"training GradientBoostingClassifier({gb_params}) on 30 scaled + {LATENT_DIM} latent features")
+    gb = GradientBoostingClassifier(**gb_params).fit(features(S_tr), y_tr)
     gb_seconds = round(time.perf_counter() - t1, 1)
 
-    threshold = best_f1_threshold(y_val, gb.predict_proba(features(S_val))[:, 1])
-    test_metrics = metrics(y_te, gb.predict_proba(features(S_te))[:, 1], threshold)
+    p_val, p_te = (gb.predict_proba(features(S))[:, 1] for S in (S_val, S_te))
+    threshold = best_f1_threshold(y_val, p_val)
     info = {
         "threshold": threshold,
-        "metrics": test_metrics,
+        "metrics": metrics(y_te, p_te, threshold),
         "autoencoder": ae_info,
-        "gb_seconds": gb_seconds,
-        "feature_stats": {
-            name: {
-                "min": float(X_tr[:, j].min()),
-                "max": float(X_tr[:, j].max()),
-                "mean": float(X_tr[:, j].mean()),
-                "std": float(X_tr[:, j].std()),
-            }
-            for j, name in enumerate(dataset.FEATURE_NAMES)
-        },
+        "gradient_boosting": {**gb_params, "seconds": gb_seconds},
+        "feature_stats": feature_stats(X_tr),
+        # what the model predicts on rows it never saw: the reference for prediction drift
+        "probability_quantiles": [float(v) for v in np.quantile(np.concatenate([p_val, p_te]), QUANTILES)],
         "rows": {"train": len(y_tr), "validation": len(y_val), "test": len(y_te)},
+        "defect_rate": round(float(y_tr.mean()), 6),
     }
     return scaler, ae, gb, info
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+def _portable(path: Path) -> str:
+    """The path relative to the repository when it lies inside it (the embedded data), else absolute."""
+    resolved = path.resolve()
+    try:
+        return str(resolved.relative_to(dataset.REPO_ROOT))
+    except ValueError:
+        return str(resolved)
 
 
-def publish(staging: Path, target: Path) -> None:
-    """Move a fully written ``staging`` folder to ``target``; a replaced target is removed only afterwards."""
-    os.chmod(staging, 0o755)
-    if target.exists():
-        backup = target.with_name(f".{target.name}.replaced")
-        shutil.rmtree(backup, ignore_errors=True)
-        target.rename(backup)
-        staging.rename(target)
-        shutil.rmtree(backup)
-    else:
-        staging.rename(target)
+def metadata(version: str, data_path: Path, info: dict, seed: int, level: str, seconds: float) -> dict:
+    return {
+        "version": version,
+        "model_version": f"{version}_{LATENT_DIM}D_GB",
+        "trained_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "features": [
+            {"name": f.name, "group": f.group, "unit": f.unit, "description": f.description} for f in dataset.FEATURES
+        ],
+        "threshold": info["threshold"],
+        "confidence_bands": CONFIDENCE_BANDS,
+        "metrics": info["metrics"],
+        "feature_stats": info["feature_stats"],
+        "probability_quantiles": info["probability_quantiles"],
+        "training": {
+            "data": data_path.name,
+            "data_path": _portable(data_path),
+            "data_sha256": originals.sha256_file(data_path),
+            "rows": info["rows"],
+            "defect_rate": info["defect_rate"],
+            "seed": seed,
+            "autoencoder": info["autoencoder"],
+            "gradient_boosting": info["gradient_boosting"],
+            "seconds": seconds,
+            "torch_kernels": level,
+            "cpu": kernels.cpu_description(),
+            "torch": torch.__version__,
+            "sklearn": sklearn.__version__,
+            "numpy": np.__version__,
+        },
+    }
 
 
-def write_version(out_dir: Path, version: str, data_path: Path, force: bool) -> Path:
+def write_version(
+    out_dir: Path, version: str, data_path: Path, force: bool, seed: int = SEED, max_epochs: int = AE_MAX_EPOCHS
+) -> Path:
     """Train on ``data_path`` and publish ``out_dir/version`` atomically."""
     target = out_dir / version
-    if target.exists() and not force:
-        raise FileExistsError(f"{target} already exists; pass --force (make train FORCE=1) to replace it")
+    originals.refuse_to_replace(target, force, "train")
+    level = kernels.require()
     X, y = dataset.load_csv(data_path)  # validates before any training starts
-    _log(f"loaded {data_path}: {len(y)} rows, {int(y.sum())} defects ({y.mean():.1%})")
+    _log(f"loaded {data_path}: {len(y)} rows, {int(y.sum())} defects ({y.mean():.1%}); torch kernels: {level}")
     started = time.perf_counter()
-    scaler, ae, gb, info = train(X, y)
-    seconds = round(time.perf_counter() - started, 1)
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=out_dir))
-    try:
-        torch.save(ae.state_dict(), staging / AE_FILE)
-        joblib.dump(scaler, staging / SCALER_FILE)
-        joblib.dump(gb, staging / GB_FILE)
-        meta = {
-            "version": version,
-            "model_version": f"{version}_{LATENT_DIM}D_GB",
-            "features": [
-                {"name": f.name, "group": f.group, "unit": f.unit, "description": f.description}
-                for f in dataset.FEATURES
-            ],
-            "threshold": info["threshold"],
-            "confidence_bands": CONFIDENCE_BANDS,
-            "metrics": info["metrics"],
-            "feature_stats": info["feature_stats"],
-            "training": {
-                "data": data_path.name,
-                "data_sha256": sha256_file(data_path),
-                "rows": info["rows"],
-                "seed": SEED,
-                "autoencoder": info["autoencoder"],
-                "gradient_boosting": {**GB_PARAMS, "seconds": info["gb_seconds"]},
-                "seconds": seconds,
-                "torch": torch.__version__,
-                "sklearn": sklearn.__version__,
-                "numpy": np.__version__,
-            },
-        }
-        (staging / METADATA_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-        publish(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    scaler, ae, gb, info = train(X, y, seed, max_epochs)
+    meta = metadata(version, data_path, info, seed, level, round(time.perf_counter() - started, 1))
+    with originals.staging(out_dir, version) as staging:
+        originals.save(staging, scaler, ae, gb, meta)
+        originals.publish(staging, target)
     return target
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m convert.train",
-        description="Train the scaler + AutoEncoder + GradientBoosting reference model into deployment_models/.",
+        description="Train the scaler + AutoEncoder + GradientBoosting reference model into deployment_models/. "
+        f"torch's CPU kernels are pinned ({kernels.LEVEL_VAR}, default {kernels.DEFAULT_LEVEL}) so that one seed "
+        "gives the same files on every x86-64 CPU.",
     )
     parser.add_argument("--version", default="v1.0", help="version folder name (default: %(default)s)")
     parser.add_argument("--data", type=Path, default=dataset.DEFAULT_CSV, help="training CSV (default: embedded)")
-    parser.add_argument("--out", type=Path, default=DEPLOYMENT_DIR, help="output root (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=originals.DEPLOYMENT_DIR, help="output root (default: %(default)s)")
     parser.add_argument("--force", action="store_true", help="replace an existing version")
+    parser.add_argument(
+        "--seed", type=int, default=SEED, help="split, initialisation and GB seed (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--max-epochs",
+        type=_positive,
+        default=AE_MAX_EPOCHS,
+        help="AutoEncoder epoch cap; early stopping usually ends sooner (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     try:
-        target = write_version(args.out, args.version, args.data, args.force)
-    except (dataset.DataValidationError, FileExistsError) as exc:
+        target = write_version(args.out, args.version, args.data, args.force, args.seed, args.max_epochs)
+    except (dataset.DataValidationError, FileExistsError, kernels.KernelPinError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    meta = json.loads((target / METADATA_FILE).read_text())
+    meta = json.loads((target / originals.METADATA_FILE).read_text())
     m = meta["metrics"]
     print(f"wrote {target} ({meta['model_version']}) in {meta['training']['seconds']} s")
     print(f"threshold {meta['threshold']:.2f} (best F1 on validation)")

@@ -190,9 +190,10 @@ def scenario_checks(failures: list[str]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         broken = Path(tmp) / "v1.0"
         shutil.copytree(REPO / "models_onnx" / "v1.0", broken)
-        blob = bytearray((broken / "model.onnx").read_bytes())
-        blob[len(blob) // 2] ^= 0xFF
-        (broken / "model.onnx").write_bytes(bytes(blob))
+        for graph in broken.glob("*.onnx"):  # model.onnx and onnxruntime's cache alike
+            blob = bytearray(graph.read_bytes())
+            blob[len(blob) // 2] ^= 0xFF
+            graph.write_bytes(bytes(blob))
         os.chmod(tmp, 0o755)
         api, _ = run_container(SLIM, [good], "-v", f"{broken}:/opt/broken:ro", "-e", "MODEL_PATH=/opt/broken")
     kind, payload = api.responses[0]

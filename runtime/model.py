@@ -1,27 +1,23 @@
 """The serving model: one verified ONNX graph, one onnxruntime session, built once.
 
-``load(model_dir)`` reads ``manifest.json`` and the model file named there, checks the file's sha256 against
-the manifest, creates an ``InferenceSession`` tuned for a 1-2 vCPU Lambda and runs a warm-up inference.
-``Model.predict`` returns the same dict as ``convert.reference.ReferenceModel.predict``, so parity is a
-comparison of the two.
+``load(model_dir)`` reads ``manifest.json``, picks the graph (onnxruntime's pre-optimised cache when the installed
+onnxruntime is the release that wrote it, else the standard ``model.onnx``), checks its size and sha256 against
+the manifest, creates an ``InferenceSession`` tuned for a 1-2 vCPU Lambda, checks that the serving fields embedded
+in the graph agree with the manifest, and runs a warm-up inference. ``Model.predict`` returns the same dict as
+``convert.reference.ReferenceModel.predict``, so parity is a comparison of the two.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
+from runtime import artifacts
 from runtime.exceptions import ModelArtifactError
 from runtime.validation import check_matrix
-
-MANIFEST_FILE = "manifest.json"
-MANIFEST_FORMAT = 1
-OUTPUTS = ("probability", "label", "latent", "attention")
 
 
 def session_options(
@@ -29,15 +25,15 @@ def session_options(
 ) -> ort.SessionOptions:
     """Options for a small Lambda: no thread pools, no spinning, sequential execution.
 
-    A graph that ``make convert`` already optimised (manifest ``graph.optimization``) is loaded as it is:
-    re-running ORT's optimisers on it changes nothing and cost ~15 ms of cold start in measurement.
+    A graph that ``make convert`` already optimised (the cache) is loaded as it is: re-running ORT's optimisers
+    on it changes nothing and cost ~15 ms of cold start in measurement.
     """
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = intra_op_threads
     opts.inter_op_num_threads = inter_op_threads
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = (
-        ort.GraphOptimizationLevel.ORT_DISABLE_ALL if pre_optimised else ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        ort.GraphOptimizationLevel.ORT_DISABLE_ALL if pre_optimised else ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
     )
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
@@ -45,57 +41,43 @@ def session_options(
     return opts
 
 
-def read_manifest(model_dir: str) -> dict[str, Any]:
-    path = os.path.join(model_dir, MANIFEST_FILE)
-    try:
-        with open(path, "rb") as fh:
-            manifest = json.loads(fh.read())
-    except FileNotFoundError:
-        raise ModelArtifactError(
-            f"no {MANIFEST_FILE} in {model_dir}: is MODEL_PATH a converted model folder?"
-        ) from None
-    except (OSError, ValueError) as exc:
-        raise ModelArtifactError(f"{path} is unreadable or not valid JSON: {exc}") from None
-    required = ("format", "model_version", "model_file", "model_sha256", "input", "features", "threshold")
-    missing = [k for k in required if k not in manifest]
-    if missing:
-        raise ModelArtifactError(f"{path} lacks required key(s): {', '.join(missing)}")
-    if manifest["format"] != MANIFEST_FORMAT:
-        raise ModelArtifactError(f"{path}: manifest format {manifest['format']}, this runtime reads {MANIFEST_FORMAT}")
-    return manifest
+def choose_graph(manifest: dict[str, Any], use_ort_cache: bool = True) -> tuple[str, dict[str, Any]]:
+    """("model" | "ort_cache", its file entry): the cache only when this onnxruntime is the one that wrote it."""
+    files = manifest["files"]
+    cache = files.get("ort_cache")
+    if use_ort_cache and cache is not None and cache.get("onnxruntime") == ort.__version__:
+        return "ort_cache", cache
+    return "model", files["model"]
 
 
 class Model:
     """A loaded, verified model. Thread-compatible: one instance per process, built once."""
 
     def __init__(
-        self, model_dir: str | os.PathLike[str], *, intra_op_threads: int = 1, inter_op_threads: int = 1
+        self,
+        model_dir: str | os.PathLike[str],
+        *,
+        intra_op_threads: int = 1,
+        inter_op_threads: int = 1,
+        use_ort_cache: bool = True,
     ) -> None:
         self.model_dir = os.fspath(model_dir)
-        self.manifest = manifest = read_manifest(self.model_dir)
-        model_path = os.path.join(self.model_dir, manifest["model_file"])
-        try:
-            with open(model_path, "rb") as fh:
-                blob = fh.read()
-        except OSError as exc:
-            raise ModelArtifactError(f"cannot read the model file {model_path}: {exc.strerror}") from None
-        digest = hashlib.sha256(blob).hexdigest()
-        if digest != manifest["model_sha256"]:
+        self.manifest = manifest = artifacts.read_manifest(self.model_dir)
+        self.graph_kind, entry = choose_graph(manifest, use_ort_cache)
+        self.graph_file = entry["path"]
+        blob = artifacts.read_file(self.model_dir, self.graph_file, artifacts.MAX_GRAPH_BYTES, entry["bytes"])
+        digest = artifacts.sha256_bytes(blob)
+        if digest != entry["sha256"]:
             raise ModelArtifactError(
-                f"{model_path} does not match its manifest: sha256 {digest[:16]}..., "
-                f"expected {manifest['model_sha256'][:16]}... (corrupt or replaced file; re-run make convert)"
+                f"{self.graph_file} does not match its manifest: sha256 {digest[:16]}..., expected "
+                f"{entry['sha256'][:16]}... (corrupt or replaced file; re-run make convert)"
             )
+        opts = session_options(intra_op_threads, inter_op_threads, pre_optimised=self.graph_kind == "ort_cache")
         try:
-            pre_optimised = manifest.get("graph", {}).get("optimization") == "ort-extended"
-            opts = session_options(intra_op_threads, inter_op_threads, pre_optimised)
             self.session = ort.InferenceSession(blob, opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types
-            raise ModelArtifactError(f"onnxruntime cannot load {model_path}: {exc}") from None
-
-        self.input_name = manifest["input"]["name"]
-        got_outputs = [o.name for o in self.session.get_outputs()]
-        if [i.name for i in self.session.get_inputs()] != [self.input_name] or got_outputs != list(OUTPUTS):
-            raise ModelArtifactError(f"{model_path}: graph inputs/outputs do not match the manifest ({got_outputs})")
+            raise ModelArtifactError(f"onnxruntime cannot load {self.graph_file}: {exc}") from None
+        self._check_contract()
 
         features = manifest["features"]
         self.feature_names: tuple[str, ...] = tuple(f["name"] for f in features)
@@ -104,32 +86,59 @@ class Model:
         self.train_max = np.array([f["max"] for f in features], dtype=np.float64)
         self.threshold = float(manifest["threshold"])
         self.model_version: str = manifest["model_version"]
+        self.input_name = artifacts.INPUT.name
         # The binding's run() directly: the Python wrapper re-validates the feed on every call (~7 us of a
         # ~110 us single-row run, measured), and raw_predict's callers have validated it already.
         binding = getattr(self.session, "_sess", None)
         self._run = binding.run if binding is not None else self.session.run
-        self._output_names = list(OUTPUTS)
+        self._output_names = list(artifacts.OUTPUT_NAMES)
         # Warm-up: the first run allocates buffers and primes kernels; do it at load, not on a request.
-        mean = np.array([[f["mean"] for f in features]], dtype=np.float64)
-        self.raw_predict(mean)
+        self.raw_predict(np.array([[f["mean"] for f in features]], dtype=np.float64))
+
+    def _check_contract(self) -> None:
+        """The graph's inputs, outputs and embedded serving fields agree with the manifest."""
+        inputs = [i.name for i in self.session.get_inputs()]
+        outputs = [o.name for o in self.session.get_outputs()]
+        if inputs != [artifacts.INPUT.name] or outputs != list(artifacts.OUTPUT_NAMES):
+            raise ModelArtifactError(
+                f"{self.graph_file}: graph inputs {inputs} / outputs {outputs}; expected "
+                f"[{artifacts.INPUT.name!r}] / {list(artifacts.OUTPUT_NAMES)}"
+            )
+        embedded = self.session.get_modelmeta().custom_metadata_map.get(artifacts.SERVING_KEY)
+        if embedded is None:
+            raise ModelArtifactError(f"{self.graph_file} carries no {artifacts.SERVING_KEY!r}; re-run make convert")
+        if embedded != artifacts.canonical_json(artifacts.serving_fields(self.manifest)):
+            raise ModelArtifactError(
+                f"{artifacts.MANIFEST_FILE} disagrees with the serving fields embedded in {self.graph_file} "
+                "(edited manifest?); re-run make convert"
+            )
 
     def raw_predict(self, X: np.ndarray) -> list[np.ndarray]:
         """The session's outputs ``[probability, label, latent, attention]`` for a checked, C-contiguous
-        (n, 30) float64 ``X``; no validation (callers validate first)."""
+        (n, n_features) float64 ``X``; no validation (callers validate first)."""
         return self._run(self._output_names, {self.input_name: X}, None)
 
     def predict(self, X: Any) -> dict[str, np.ndarray]:
-        """Predict for ``X`` of shape (n, 30), raw readings in manifest feature order.
+        """Predict for ``X`` of shape (n, n_features), raw readings in manifest feature order.
 
         Returns
         -------
         dict with ``probability`` (n,) float32, ``label`` (n,) int64 (probability >= threshold),
-        ``latent`` (n, 12) float32 and ``attention`` (n, 30) float32 (per-feature attention, rows sum to 1).
+        ``latent`` (n, 12) float32 and ``attention`` (n, n_features) float32 (per-feature attention, rows sum
+        to 1).
         """
         X = check_matrix(X, self.n_features)
-        return dict(zip(OUTPUTS, self.raw_predict(X), strict=True))
+        return dict(zip(artifacts.OUTPUT_NAMES, self.raw_predict(X), strict=True))
 
 
-def load(model_dir: str | os.PathLike[str], **kwargs: int) -> Model:
-    """Load and verify ``model_dir`` (``manifest.json`` + the ONNX file it names). Raises ``ModelArtifactError``."""
-    return Model(model_dir, **kwargs)
+def load(
+    model_dir: str | os.PathLike[str],
+    *,
+    intra_op_threads: int = 1,
+    inter_op_threads: int = 1,
+    use_ort_cache: bool = True,
+) -> Model:
+    """Load and verify ``model_dir`` (``manifest.json`` + the graph it names). Raises ``ModelArtifactError``."""
+    return Model(
+        model_dir, intra_op_threads=intra_op_threads, inter_op_threads=inter_op_threads, use_ort_cache=use_ort_cache
+    )

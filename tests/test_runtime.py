@@ -77,19 +77,33 @@ def test_predict_rejects_bad_arrays(model):
         model.predict(np.full((1, 30), np.nan))
 
 
-def test_tampered_model_file_fails_at_load(model_copy):
-    path = model_copy / "model.onnx"
+@pytest.mark.parametrize(("name", "use_cache"), [("model.onnx", False), ("model.ort.onnx", True)])
+def test_tampered_graph_fails_at_load(model_copy, name, use_cache):
+    path = model_copy / name
     blob = bytearray(path.read_bytes())
     blob[len(blob) // 2] ^= 0xFF
     path.write_bytes(bytes(blob))
-    with pytest.raises(ModelArtifactError, match="does not match its manifest: sha256"):
-        runtime.load(model_copy)
+    with pytest.raises(ModelArtifactError, match=rf"{name} does not match its manifest: sha256"):
+        runtime.load(model_copy, use_ort_cache=use_cache)
 
 
 def test_missing_model_file_fails_at_load(model_copy):
     (model_copy / "model.onnx").unlink()
-    with pytest.raises(ModelArtifactError, match="cannot read the model file"):
-        runtime.load(model_copy)
+    with pytest.raises(ModelArtifactError, match=r"no model\.onnx in"):
+        runtime.load(model_copy, use_ort_cache=False)
+
+
+def test_the_cache_is_used_only_with_the_onnxruntime_that_wrote_it(model_copy):
+    assert runtime.load(model_copy).graph_file == "model.ort.onnx"
+    assert runtime.load(model_copy, use_ort_cache=False).graph_file == "model.onnx"
+    manifest = json.loads((model_copy / "manifest.json").read_text())
+    manifest["files"]["ort_cache"]["onnxruntime"] = "0.0.1"
+    (model_copy / "manifest.json").write_text(json.dumps(manifest))
+    model = runtime.load(model_copy)
+    assert model.graph_file == "model.onnx"
+    X = np.array([[f["mean"] for f in manifest["features"]]])
+    cached = runtime.load(ONNX_DIR).predict(X)
+    np.testing.assert_allclose(model.predict(X)["probability"], cached["probability"], rtol=0, atol=1e-6)
 
 
 def test_missing_or_corrupt_manifest_fails_at_load(model_copy, tmp_path):
@@ -99,18 +113,27 @@ def test_missing_or_corrupt_manifest_fails_at_load(model_copy, tmp_path):
     with pytest.raises(ModelArtifactError, match="not valid JSON"):
         runtime.load(model_copy)
     (model_copy / "manifest.json").write_text(json.dumps({"format": 1}))
-    with pytest.raises(ModelArtifactError, match="lacks required key"):
+    with pytest.raises(ModelArtifactError, match="format 1, this runtime reads format 2"):
         runtime.load(model_copy)
 
 
 def test_garbage_model_with_a_matching_hash_is_refused(model_copy):
     import hashlib
 
-    (model_copy / "model.onnx").write_bytes(b"not an onnx model")
+    garbage = b"not an onnx model"
+    (model_copy / "model.onnx").write_bytes(garbage)
     manifest = json.loads((model_copy / "manifest.json").read_text())
-    manifest["model_sha256"] = hashlib.sha256(b"not an onnx model").hexdigest()
+    manifest["files"]["model"] |= {"sha256": hashlib.sha256(garbage).hexdigest(), "bytes": len(garbage)}
     (model_copy / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ModelArtifactError, match="onnxruntime cannot load"):
+        runtime.load(model_copy, use_ort_cache=False)
+
+
+def test_a_manifest_that_disagrees_with_its_graph_is_refused(model_copy):
+    manifest = json.loads((model_copy / "manifest.json").read_text())
+    manifest["threshold"] = 0.9
+    (model_copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelArtifactError, match="disagrees with the serving fields embedded"):
         runtime.load(model_copy)
 
 
@@ -119,7 +142,7 @@ def test_manifest_holds_what_serving_needs(model):
     assert len(m["features"]) == 30
     for f in m["features"]:
         assert {"name", "group", "unit", "min", "max", "mean", "std"} <= f.keys()
-    assert set(m["metrics"]) == {"f1_score", "roc_auc", "accuracy"}
-    assert m["parity"]["passed"] is True
+    assert {"f1_score", "roc_auc", "accuracy"} <= set(m["metrics"])
+    assert m["certificate"]["passed"] is True
     assert {"high", "medium"} <= m["confidence_bands"].keys()
     assert m["input"] == {"name": "features", "shape": ["batch", 30], "dtype": "float64"}

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import csv
+import json
+import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from tests.conftest import DEPLOYMENT_DIR, REPO_ROOT
@@ -14,9 +15,14 @@ from tests.conftest import DEPLOYMENT_DIR, REPO_ROOT
 pytestmark = pytest.mark.convert
 
 
-def _train(*args):
+def _train(*args, env=None):
     return subprocess.run(
-        [sys.executable, "-m", "convert.train", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=False
+        [sys.executable, "-m", "convert.train", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -45,22 +51,41 @@ def test_train_on_a_bad_csv_names_the_column_and_writes_nothing(tmp_path):
 def test_train_help():
     proc = _train("--help")
     assert proc.returncode == 0
-    assert "--force" in proc.stdout
+    for flag in ("--force", "--seed", "--max-epochs", "DIECAST_TORCH_KERNELS"):
+        assert flag in proc.stdout
+
+
+def test_an_unknown_kernel_level_is_refused_before_training(tmp_path):
+    proc = _train("--version", "v9", "--out", str(tmp_path), env={"DIECAST_TORCH_KERNELS": "avx1024"})
+    assert proc.returncode == 2
+    assert "DIECAST_TORCH_KERNELS='avx1024' is not a kernel level; use one of avx2, avx512, default" in proc.stderr
+    assert not (tmp_path / "v9").exists()
+
+
+def _model_file_digests(folder):
+    from convert.originals import MODEL_FILES, sha256_file
+
+    return {name: sha256_file(folder / name) for name in MODEL_FILES}
 
 
 @pytest.mark.slow
-def test_training_reproduces_the_shipped_v1_deterministically(tmp_path, reference, dataset_xy):
-    import torch
+def test_training_reproduces_the_shipped_v1_bit_for_bit(tmp_path, reference):
+    """The shipped files were trained on an AMD EPYC machine at the pinned kernel level. On any CPU of that vendor
+    (AVX2 or AVX-512) training must reproduce them bit for bit. On another vendor MKL runs other kernels
+    (convert/kernels.py): there the test proves same-machine determinism instead, and says so."""
+    from convert import kernels
 
-    from convert.reference import load_reference
-
+    shipped_cpu = reference.metadata["training"]["cpu"]
     proc = _train("--version", "v1.0", "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
-    again = load_reference(tmp_path / "v1.0")
-    for key, tensor in reference.autoencoder.state_dict().items():
-        torch.testing.assert_close(again.autoencoder.state_dict()[key], tensor, rtol=0, atol=0, msg=key)
-    X, _ = dataset_xy
-    np.testing.assert_array_equal(again.predict(X)["probability"], reference.predict(X)["probability"])
-    assert again.metadata["threshold"] == reference.metadata["threshold"]
-    assert again.metadata["metrics"] == reference.metadata["metrics"]
-    assert DEPLOYMENT_DIR.exists()
+    again = _model_file_digests(tmp_path / "v1.0")
+    if kernels.cpu_description().split()[0] == shipped_cpu.split()[0]:
+        assert again == _model_file_digests(DEPLOYMENT_DIR)
+        retrained = json.loads((tmp_path / "v1.0" / "metadata.json").read_text())
+        assert retrained["threshold"] == reference.metadata["threshold"]
+        assert retrained["metrics"] == reference.metadata["metrics"]
+    else:
+        print(f"shipped files came from {shipped_cpu}; this is {kernels.cpu_description()}: checking determinism")
+        proc = _train("--version", "v1.0", "--out", str(tmp_path / "again"))
+        assert proc.returncode == 0, proc.stderr
+        assert _model_file_digests(tmp_path / "again" / "v1.0") == again
