@@ -88,17 +88,14 @@ def _parse_sql(names: tuple[str, ...], source_sql: str) -> str:
     return f"""
     WITH raw AS (
         SELECT path, line, strpos(line, '{{') AS brace FROM ({source_sql})
-    ), kinds AS (
-        SELECT path, line, brace,
+    ), records AS (
+        -- one parse per line: try() turns invalid JSON into NULL (a JSON object never parses to NULL)
+        SELECT path, line, CASE WHEN brace > 0 THEN try(from_json(substr(line, brace), '{structure}')) END AS r,
             CASE WHEN line IS NULL OR trim(line) = '' THEN 'blank'
                  WHEN brace = 0 THEN 'text'
-                 WHEN json_valid(substr(line, brace)) THEN 'json'
-                 ELSE 'corrupt' END AS kind
+                 WHEN r IS NULL THEN 'corrupt'
+                 ELSE 'json' END AS kind
         FROM raw
-    ), records AS (
-        SELECT path, line, kind,
-            CASE WHEN kind = 'json' THEN from_json(substr(line, brace), '{structure}') END AS r
-        FROM kinds
     ), typed AS (
         SELECT path, line, kind, r.record AS record, TRY_CAST(r.schema AS INTEGER) AS schema,
             {_string("r.inference_id")} AS inference_id,

@@ -20,6 +20,8 @@ PSI_BINS = 10  # deciles of the training distribution
 PSI_FLOOR = 1e-4  # an empty bin counts as this share, so that ln(a / e) stays finite
 BOOTSTRAP_REPS = 1000  # confusion-matrix metrics (multinomial resampling of the four cells)
 BOOTSTRAP_REPS_AUC = 200  # ROC-AUC (Poisson-weighted resampling of rows)
+AUC_BOOTSTRAP_MAX = 20_000  # labelled rows; above, the Hanley-McNeil interval (a bootstrap rep costs O(n log n))
+KS_EXACT_MAX = 10_000  # rows; above, Kolmogorov's limiting distribution for the KS p-value
 CI_LEVEL = 0.95
 SEED = 20261125  # bootstrap draws are reproducible run to run
 
