@@ -13,7 +13,7 @@ EVENT ?= tests/events/direct_named.json
 FORCE_FLAG := $(if $(filter 1 yes true,$(FORCE)),--force,)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv data train convert convert-check demo invoke test lint format bench image-test image ecr-push deploy clean
+.PHONY: help venv data train convert convert-check demo monitor-demo invoke test lint format bench image-test image ecr-push deploy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -98,3 +98,6 @@ deploy: ## sam deploy template.yaml: new version behind the `live` alias, canary
 	sam deploy --template-file template.yaml --stack-name $(STACK) --region $(AWS_REGION) \
 		--capabilities CAPABILITY_IAM --image-repository $(ECR_URI) --no-fail-on-empty-changeset \
 		--parameter-overrides ImageUri=$(ECR_URI):$(IMAGE_TAG) ModelVersion=$(VERSION)
+
+monitor-demo: $(STAMP) ## 8 simulated weeks through the handler (capture on), drift from week 5, then the monitor
+	$(PY) -m monitor.demo --out build/monitor-demo

@@ -67,6 +67,11 @@ def count_unmatched(con: duckdb.DuckDBPyConnection, label_stats: LabelStats) -> 
         label_stats.note("without_capture", int(line), f"inference_id {ident!r} has no capture of this model")
 
 
+# A label counts once it is known at ``as_of``: inspected by then (or with no inspection time). A replay as of an
+# earlier date then sees what the plant knew that day.
+KNOWN_BY = "(l.inspected_at IS NULL OR epoch_us(l.inspected_at) <= ?)"
+
+
 def _us(moment: datetime) -> int:
     return round(moment.timestamp() * 1e6)
 
@@ -91,10 +96,10 @@ def load_windows(
     data = con.execute(
         f"""SELECT CAST((? - c.ts_us) // ? AS INTEGER) AS k, c.probability, c.label,
                    coalesce(l.defect, -1) AS defect, {cols}
-            FROM captures c LEFT JOIN labels l USING (inference_id)
+            FROM captures c LEFT JOIN labels l ON l.inference_id = c.inference_id AND {KNOWN_BY}
             WHERE c.ts_us <= ? AND c.ts_us > ? - ? * ?
             ORDER BY k""",
-        [end, span, end, end, span, C.MAX_TREND_WINDOWS],
+        [end, span, end, end, end, span, C.MAX_TREND_WINDOWS],
     ).fetchnumpy()
     k = np.asarray(data["k"])
     X = np.column_stack([np.asarray(data[n], dtype=np.float64) for n in ref.names]) if k.size else np.empty((0, 30))
@@ -151,8 +156,9 @@ def summarise(window: Window, ref: ModelReference, min_labelled: int, with_ks: b
 
 def new_labels_since_training(con: duckdb.DuckDBPyConnection, ref: ModelReference, as_of: datetime) -> int:
     return con.execute(
-        "SELECT count(*) FROM captures c JOIN labels l USING (inference_id) WHERE c.ts_us >= ? AND c.ts_us <= ?",
-        [_us(ref.trained_at), _us(as_of)],
+        f"SELECT count(*) FROM captures c JOIN labels l ON l.inference_id = c.inference_id AND {KNOWN_BY} "
+        "WHERE c.ts_us >= ? AND c.ts_us <= ?",
+        [_us(as_of), _us(ref.trained_at), _us(as_of)],
     ).fetchall()[0][0]
 
 

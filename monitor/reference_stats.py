@@ -68,6 +68,12 @@ def augment(model_dir: Path, out_dir: Path, data_csv: Path, trained_at: datetime
     return out_dir
 
 
+def dataset_csv() -> Path:
+    from convert import dataset
+
+    return dataset.DEFAULT_CSV
+
+
 def main(argv: list[str] | None = None) -> int:
     from convert import dataset
 
