@@ -82,7 +82,9 @@ def _string(expr: str) -> str:
 
 
 def _parse_sql(names: tuple[str, ...], source_sql: str) -> str:
-    feats = ",\n".join(f"TRY_CAST(r.features.{_q(n)} AS DOUBLE) AS {_q(n)}" for n in names)
+    # JSON -> VARCHAR -> number: a JSON string "0.5" or true stays text and fails the cast (JSON -> DOUBLE would
+    # unquote it).
+    feats = ",\n".join(f"TRY_CAST(r.features.{_q(n)}::VARCHAR AS DOUBLE) AS {_q(n)}" for n in names)
     bad_feature = "\n".join(f"WHEN {_q(n)} IS NULL OR NOT isfinite({_q(n)}) THEN 'features.{n}'" for n in names)
     structure = _structure(names).replace("'", "''")
     return f"""
@@ -97,12 +99,12 @@ def _parse_sql(names: tuple[str, ...], source_sql: str) -> str:
                  ELSE 'json' END AS kind
         FROM raw
     ), typed AS (
-        SELECT path, line, kind, r.record AS record, TRY_CAST(r.schema AS INTEGER) AS schema,
+        SELECT path, line, kind, r.record AS record, TRY_CAST(r.schema::VARCHAR AS INTEGER) AS schema,
             {_string("r.inference_id")} AS inference_id,
             epoch_us(TRY_CAST({_string('r."timestamp"')} AS TIMESTAMPTZ)) AS ts_us,
             {_string("r.model_version")} AS model_version,
-            TRY_CAST(r.probability AS DOUBLE) AS probability,
-            TRY_CAST(r.label AS INTEGER) AS label,
+            TRY_CAST(r.probability::VARCHAR AS DOUBLE) AS probability,
+            TRY_CAST(r.label::VARCHAR AS INTEGER) AS label,
             r.features IS NULL AS no_features,
             {feats}
         FROM records

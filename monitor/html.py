@@ -108,7 +108,7 @@ def _quality(report: dict, min_labelled: int) -> str:
     )
 
 
-def _quality_trend(report: dict, test_f1: float) -> str:
+def _quality_trend(report: dict, test_f1: float, min_labelled: int) -> str:
     import matplotlib.pyplot as plt
 
     trend = report["trend"]
@@ -144,7 +144,14 @@ def _quality_trend(report: dict, test_f1: float) -> str:
     ax.set_title("Quality per window (95% bootstrap CI; grey: too few labels to plot)")
     ax.legend(loc="lower left", fontsize=8, ncol=5)
     fig.autofmt_xdate()
-    return "<h2>Quality over time</h2>" + _png(fig)
+    sparse = [f"{w['end'][:10]} ({w['labelled']})" for w in trend if not w["sufficient_labels"]]
+    note = (
+        f"<p class='muted'>Windows with fewer than {min_labelled} labels are shaded and not plotted: "
+        f"{_esc(', '.join(sparse))}.</p>"
+        if sparse
+        else ""
+    )
+    return "<h2>Quality over time</h2>" + _png(fig) + note
 
 
 def _psi_heatmap(report: dict, names: list[str]) -> str:
@@ -321,7 +328,7 @@ def render(report: dict, windows: dict, names: list[str], quantiles: np.ndarray,
             f"as of {_esc(report['as_of'][:19])}, model trained {_esc(report['model']['trained_at'][:10])}</p>",
             _decision(report),
             _quality(report, min_labelled),
-            _quality_trend(report, report["model"]["test_f1"]),
+            _quality_trend(report, report["model"]["test_f1"], min_labelled),
             _psi_heatmap(report, names),
             _drift_table(report),
             _histograms(report, windows, names, quantiles),
