@@ -562,3 +562,49 @@ def test_s3_inputs_read_like_local_files(tmp_path, s3_server, ref, rows):
 
     with pytest.raises(MonitorInputError, match="no objects there"):
         resolve(["s3://captures/nothing/"], tmp_path / "fetched")
+
+
+def test_the_scheduled_aws_job_reads_s3_writes_the_report_and_alerts(
+    tmp_path, s3_server, augmented_model, ref, rows, monkeypatch, capsys
+):
+    import boto3
+
+    from monitor import aws
+
+    X, y = rows
+    now = datetime.now(UTC)
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="plant", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    for days_ago in (0, 3, 9):
+        moment = now - timedelta(days=days_ago, minutes=5)
+        body = "\n".join(_record(ref, f"SN-{days_ago}-{i}", moment, X[i]) for i in range(20)) + "\n"
+        s3.put_object(Bucket="plant", Key=f"captures/{moment:%Y/%m/%d/%H}/part", Body=gzip.compress(body.encode()))
+    labels = "inference_id,defect\n" + "".join(f"SN-0-{i},{y[i]}\n" for i in range(20))
+    s3.put_object(Bucket="plant", Key="labels/labels.csv", Body=labels.encode())
+    for service in ("SNS", "SQS"):
+        monkeypatch.setenv(f"AWS_ENDPOINT_URL_{service}", s3_server)
+    sns, sqs = boto3.client("sns"), boto3.client("sqs")
+    topic = sns.create_topic(Name="alerts")["TopicArn"]
+    queue = sqs.create_queue(QueueName="engineer")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    for key, value in {
+        "CAPTURE_URL": "s3://plant/captures/",
+        "LABELS_URL": "s3://plant/labels/labels.csv",
+        "REPORT_URL": "s3://plant/reports/",
+        "MODEL_DIR": str(augmented_model),
+        "ALERT_TOPIC_ARN": topic,
+        "LOOKBACK_DAYS": "7",
+    }.items():
+        monkeypatch.setenv(key, value)
+    result = aws.handler({}, None)
+    assert result["decision"] == "retrain"  # trained 10 days before T0: the 30-day schedule has passed
+    assert result["exit_code"] == C.EXIT_RETRAIN
+    [message] = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=2)["Messages"]
+    assert "retrain" in json.loads(message["Body"])["Subject"]
+    report_keys = {o["Key"] for o in s3.list_objects_v2(Bucket="plant", Prefix="reports/")["Contents"]}
+    assert {k.rsplit("/", 1)[1] for k in report_keys} == {"report.json", "report.html", "metrics.emf.json"}
+    report = json.loads(s3.get_object(Bucket="plant", Key=f"reports/{now:%Y-%m-%d}/report.json")["Body"].read())
+    assert report["inputs"]["captures"]["unique_predictions"] == 40  # the 9-day-old file is outside the lookback
+    printed = capsys.readouterr().out
+    assert '"Namespace":"DiecastT1"' in printed  # the EMF line goes to the job's log
