@@ -67,9 +67,11 @@ def count_unmatched(con: duckdb.DuckDBPyConnection, label_stats: LabelStats) -> 
         label_stats.note("without_capture", int(line), f"inference_id {ident!r} has no capture of this model")
 
 
-# A label counts once it is known at ``as_of``: inspected by then (or with no inspection time). A replay as of an
-# earlier date then sees what the plant knew that day.
+# With an explicit --as-of, a label counts once it is known then: inspected by then (or with no inspection time), so a
+# replay of an earlier date sees what the plant knew that day. Without one, every label in the file counts (inspection
+# goes on after the last capture, e.g. over a weekend).
 KNOWN_BY = "(l.inspected_at IS NULL OR epoch_us(l.inspected_at) <= ?)"
+NO_CUTOFF = 2**62
 
 
 def _us(moment: datetime) -> int:
@@ -87,8 +89,13 @@ def resolve_as_of(con: duckdb.DuckDBPyConnection, options: Options) -> datetime:
     return options.as_of or _moment(latest)
 
 
+def label_cutoff(options: Options) -> int:
+    """Epoch microseconds after which an inspection is not yet known (see ``KNOWN_BY``)."""
+    return _us(options.as_of) if options.as_of else NO_CUTOFF
+
+
 def load_windows(
-    con: duckdb.DuckDBPyConnection, ref: ModelReference, as_of: datetime, width: timedelta
+    con: duckdb.DuckDBPyConnection, ref: ModelReference, as_of: datetime, width: timedelta, known_by: int = NO_CUTOFF
 ) -> list[Window]:
     """Windows 0..k with at least one capture, most recent first (at most ``MAX_TREND_WINDOWS``)."""
     cols = ", ".join('c."' + n.replace('"', '""') + '"' for n in ref.names)
@@ -99,7 +106,7 @@ def load_windows(
             FROM captures c LEFT JOIN labels l ON l.inference_id = c.inference_id AND {KNOWN_BY}
             WHERE c.ts_us <= ? AND c.ts_us > ? - ? * ?
             ORDER BY k""",
-        [end, span, end, end, end, span, C.MAX_TREND_WINDOWS],
+        [end, span, known_by, end, end, span, C.MAX_TREND_WINDOWS],
     ).fetchnumpy()
     k = np.asarray(data["k"])
     X = np.column_stack([np.asarray(data[n], dtype=np.float64) for n in ref.names]) if k.size else np.empty((0, 30))
@@ -154,11 +161,13 @@ def summarise(window: Window, ref: ModelReference, min_labelled: int, with_ks: b
     return out
 
 
-def new_labels_since_training(con: duckdb.DuckDBPyConnection, ref: ModelReference, as_of: datetime) -> int:
+def new_labels_since_training(
+    con: duckdb.DuckDBPyConnection, ref: ModelReference, as_of: datetime, known_by: int = NO_CUTOFF
+) -> int:
     return con.execute(
         f"SELECT count(*) FROM captures c JOIN labels l ON l.inference_id = c.inference_id AND {KNOWN_BY} "
         "WHERE c.ts_us >= ? AND c.ts_us <= ?",
-        [_us(as_of), _us(ref.trained_at), _us(as_of)],
+        [known_by, _us(ref.trained_at), _us(as_of)],
     ).fetchall()[0][0]
 
 

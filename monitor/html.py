@@ -129,13 +129,7 @@ def _quality_trend(report: dict, test_f1: float, min_labelled: int) -> str:
             ax.fill_between(xs, lo, hi, color=colour, alpha=0.15)
     for d, w in zip(dates, trend, strict=True):
         if not w["sufficient_labels"]:
-            ax.axvspan(
-                d - (dates[1] - dates[0] if len(dates) > 1 else np.timedelta64(1, "D")) * 0.45,
-                d,
-                color="#bbb",
-                alpha=0.35,
-                lw=0,
-            )
+            ax.axvspan(datetime.fromisoformat(w["start"]), d, color="#bbb", alpha=0.35, lw=0)  # the whole window
             ax.text(d, 0.98, f"{w['labelled']} labels", rotation=90, va="top", ha="right", fontsize=7, color="#555")
     ax.axhline(C.ROLLBACK_F1, color="#c62828", ls="--", lw=1, label=f"rollback F1 {C.ROLLBACK_F1}")
     ax.axhline(test_f1 * (1 - C.PERFORMANCE_DROP), color="#1565c0", ls=":", lw=1, label="retrain F1 floor")

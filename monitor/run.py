@@ -40,10 +40,11 @@ def _empty_window(ref: ModelReference, as_of, width: timedelta) -> Window:  # ty
 def analyse(con: duckdb.DuckDBPyConnection, ref: ModelReference, options: Options, inputs: dict) -> Result:
     """Everything after the inputs are in DuckDB (tables ``captures`` and ``labels``)."""
     as_of = analysis.resolve_as_of(con, options)
-    windows = {w.index: w for w in analysis.load_windows(con, ref, as_of, options.window)}
+    known_by = analysis.label_cutoff(options)
+    windows = {w.index: w for w in analysis.load_windows(con, ref, as_of, options.window, known_by)}
     windows.setdefault(0, _empty_window(ref, as_of, options.window))
     summaries = {i: analysis.summarise(w, ref, options.min_labelled, with_ks=i == 0) for i, w in windows.items()}
-    new_labels = analysis.new_labels_since_training(con, ref, as_of)
+    new_labels = analysis.new_labels_since_training(con, ref, as_of, known_by)
     days = (as_of - ref.trained_at).total_seconds() / 86400
     fired = analysis.triggers(summaries[0], ref, new_labels, days, options.min_labelled)
     decision = analysis.decide(fired)

@@ -482,11 +482,17 @@ def test_window_replay_counts_only_labels_known_by_then(tmp_path, ref, rows):
     reader.finish(ref.model_version)
     labels, _ = read_labels(labels_file)
     analysis.register_labels(con, labels)
-    early = analysis.load_windows(con, ref, T0 + timedelta(hours=12), timedelta(days=7))
-    late = analysis.load_windows(con, ref, T0 + timedelta(days=6), timedelta(days=7))
+
+    def labelled(as_of):
+        [current, *_] = analysis.load_windows(con, ref, as_of, timedelta(days=7), analysis._us(as_of))
+        return int((current.defect >= 0).sum())
+
     # 12 hours in, no part had been inspected; six days in, SN-0, SN-1 and SN-5 had (SN-5's label has no time)
-    assert int((early[0].defect >= 0).sum()) == 0
-    assert int((late[0].defect >= 0).sum()) == 3
+    assert labelled(T0 + timedelta(hours=12)) == 0
+    assert labelled(T0 + timedelta(days=6)) == 3
+    # without --as-of every label in the file counts, inspected after the last capture or not
+    [current, *_] = analysis.load_windows(con, ref, T0 + timedelta(hours=12), timedelta(days=7))
+    assert int((current.defect >= 0).sum()) == 2  # SN-0 and SN-1 (captured by then), whatever their inspection time
 
 
 # --- s3:// from a local S3 server --------------------------------------------------------------------------------
