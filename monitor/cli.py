@@ -76,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--as-of",
         type=parse_as_of,
         default=None,
-        help="end of the current window, ISO 8601 or 'now' (default: the latest capture)",
+        help="end of the current window, ISO 8601 or 'now' (default: the latest capture); "
+        "with it, a label counts only if inspected by then",
     )
     parser.add_argument(
         "--min-labelled",

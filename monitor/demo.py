@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m monitor.demo",
         description="Simulate 8 weeks of production through the real handler (capture on), drift from week 5, "
-        "labels for ~60%% of parts 1-3 days late; run the monitor week by week and write the week-8 report.",
+        "labels for ~60 percent of parts 1-3 days late; run the monitor week by week and write the week-8 report.",
     )
     parser.add_argument("--out", type=Path, default=REPO / "build" / "monitor-demo", help="work folder")
     args = parser.parse_args(argv)

@@ -614,3 +614,26 @@ def test_the_scheduled_aws_job_reads_s3_writes_the_report_and_alerts(
     assert report["inputs"]["captures"]["unique_predictions"] == 40  # the 9-day-old file is outside the lookback
     printed = capsys.readouterr().out
     assert '"Namespace":"DiecastT1"' in printed  # the EMF line goes to the job's log
+
+
+def test_parquet_captures_take_the_same_path(tmp_path, ref, rows):
+    import duckdb
+
+    from monitor.captures import CaptureReader
+    from monitor.run import connect
+    from monitor.sources import resolve
+
+    X, _ = rows
+    lines = tmp_path / "c.jsonl"
+    lines.write_text("\n".join(_record(ref, f"SN-{i}", T0 + timedelta(hours=i), X[i]) for i in range(30)) + "\n")
+    parquet = tmp_path / "c.parquet"
+    duckdb.connect().execute(f"COPY (SELECT * FROM read_json('{lines}')) TO '{parquet}' (FORMAT parquet)")
+    con = connect()
+    reader = CaptureReader(con, ref.names, tmp_path / "s")
+    [source] = resolve([str(parquet)], tmp_path / "s")
+    assert source.parquet
+    reader.read([source])
+    s = reader.finish(ref.model_version)
+    assert (s.lines, s.kinds["prediction"], s.unique) == (30, 30, 30)
+    got = con.execute(f'SELECT "{ref.names[0]}" FROM captures ORDER BY ts_us').fetchall()
+    assert [v for (v,) in got] == X[:30, 0].tolist()
