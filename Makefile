@@ -16,12 +16,12 @@ MAX_EPOCHS ?=
 TRAIN_FLAGS := $(if $(SEED),--seed $(SEED),) $(if $(MAX_EPOCHS),--max-epochs $(MAX_EPOCHS),)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv data train convert convert-check demo invoke test lint format bench image-test image ecr-push deploy clean
+.PHONY: help venv data train convert convert-check demo monitor-demo invoke test lint format bench image-test image ecr-push deploy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-$(STAMP): requirements-runtime.txt requirements-convert.txt requirements-dev.txt
+$(STAMP): requirements-runtime.txt requirements-convert.txt requirements-monitor.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@touch $@
@@ -101,3 +101,6 @@ deploy: ## sam deploy template.yaml: new version behind the `live` alias, canary
 	sam deploy --template-file template.yaml --stack-name $(STACK) --region $(AWS_REGION) \
 		--capabilities CAPABILITY_IAM --image-repository $(ECR_URI) --no-fail-on-empty-changeset \
 		--parameter-overrides ImageUri=$(ECR_URI):$(IMAGE_TAG) ModelVersion=$(VERSION)
+
+monitor-demo: $(STAMP) ## 8 simulated weeks through the handler (capture on), drift from week 5, then the monitor
+	$(PY) -m monitor.demo --out build/monitor-demo

@@ -95,3 +95,12 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.write_sep("=", "ONNX runtime vs torch + sklearn (same run)")
     terminalreporter.write_line(f"machine: {machine}")
     terminalreporter.write_line(table())
+    if "monitor_1m_lines_s" in RESULTS:
+        terminalreporter.write_line(
+            f"monitor: 1,000,000 capture lines in {RESULTS['monitor_1m_lines_s']:.1f} s (gate 60 s)"
+        )
+    if "capture_added_p50" in RESULTS:
+        terminalreporter.write_line(
+            f"prediction capture: handler p50 {_us(RESULTS['capture_off_p50'])} off, {_us(RESULTS['capture_on_p50'])} "
+            f"on, added {RESULTS['capture_added_p50'] * 1e6:.1f} us (same run, alternating calls)"
+        )

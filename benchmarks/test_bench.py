@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -31,6 +32,9 @@ GATE_MEDIAN_S = 1e-3
 GATE_SPEEDUP = 5.0
 GATE_COLD_S = 1.0
 GATE_COLD_SPEEDUP = 5.0
+GATE_CAPTURE_ADDED_S = 10e-6  # issue #11: prediction capture adds <= 10 us to the handler's warm p50
+ROUNDS_CAPTURE = 6000  # per side, drawn at random: ~3 s
+CAPTURE_WARMUP = 300
 
 
 class Ctx:
@@ -75,6 +79,44 @@ def test_warm_handler_onnx(benchmark, onnx_handler, reference_handler, capsys):
     benchmark.pedantic(onnx_handler.lambda_handler, args=(EVENT, Ctx()), rounds=ROUNDS_ONNX, warmup_rounds=300)
     capsys.readouterr()  # drop the per-request log lines
     _record("onnx_handler", benchmark)
+
+
+def test_capture_cost(onnx_handler, capsys):
+    """Warm p50 with capture on minus off: the same event (with an inference id), on or off drawn at random call
+    by call (seeded), so both sides see the same machine noise and no periodic effect favours one."""
+    from runtime import capture
+
+    event = {**EVENT, "body": json.dumps({"inference_id": "SN-BENCH-0001", **json.loads(EVENT["body"])})}
+    saved = onnx_handler._CAPTURE
+    on = capture.Capture(onnx_handler.MODEL.model_version, onnx_handler.MODEL.feature_names)
+    draw = random.Random(11)
+    times: dict[bool, list[float]] = {False: [], True: []}
+    try:
+        onnx_handler._CAPTURE = on
+        capsys.readouterr()
+        onnx_handler.lambda_handler(event, Ctx())
+        [_, line] = capsys.readouterr().out.splitlines()
+        assert json.loads(line)["inference_id"] == "SN-BENCH-0001"
+        for i in range(CAPTURE_WARMUP + 2 * ROUNDS_CAPTURE):
+            side = draw.random() < 0.5
+            onnx_handler._CAPTURE = on if side else None
+            started = time.perf_counter()
+            onnx_handler.lambda_handler(event, Ctx())
+            elapsed = time.perf_counter() - started
+            if i >= CAPTURE_WARMUP:
+                times[side].append(elapsed)
+            if i % 1000 == 0:
+                capsys.readouterr()
+    finally:
+        onnx_handler._CAPTURE = saved
+        capsys.readouterr()
+    off_p50, on_p50 = statistics.median(times[False]), statistics.median(times[True])
+    RESULTS["capture_off_p50"], RESULTS["capture_on_p50"] = off_p50, on_p50
+    RESULTS["capture_added_p50"] = added = on_p50 - off_p50
+    assert added <= GATE_CAPTURE_ADDED_S, (
+        f"capture adds {added * 1e6:.1f} us to the handler's p50 ({off_p50 * 1e6:.0f} -> {on_p50 * 1e6:.0f} us); "
+        f"gate {GATE_CAPTURE_ADDED_S * 1e6:.0f} us"
+    )
 
 
 def test_warm_handler_reference(benchmark, reference_handler):

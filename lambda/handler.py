@@ -11,7 +11,8 @@ serialises. Accepted events:
 
 Configuration (environment): ``MODEL_VERSION`` (default v1.0), ``MODEL_PATH`` (default: ``models_onnx/<version>``
 beside this file, as in the image, or in the repository), ``LOG_LEVEL`` (default INFO), ``MAX_BATCH_SIZE``
-(default 1000 rows), ``MAX_BODY_BYTES`` (default 1 MiB).
+(default 1000 rows), ``MAX_BODY_BYTES`` (default 1 MiB), ``CAPTURE_PREDICTIONS`` (``true``/``false``, default
+false: one JSON line per predicted row after the request's line, see ``runtime/capture.py``).
 
 Every request writes one JSON line to stdout: a structured log record that is also a CloudWatch Embedded
 Metric Format (EMF) document (latency, rows, predictions by class, errors by type, cold start).
@@ -31,6 +32,7 @@ from typing import Any
 import orjson
 
 import runtime
+from runtime import capture
 from runtime.exceptions import InputValidationError, PayloadTooLargeError
 from runtime.validation import range_warnings, rows_from_payload
 
@@ -61,6 +63,7 @@ _BANDS = MODEL.manifest["confidence_bands"]
 _HIGH, _MEDIUM = float(_BANDS["high"]), float(_BANDS["medium"])
 _PERFORMANCE = {k: MODEL.manifest["metrics"][k] for k in ("f1_score", "roc_auc", "accuracy")}
 _HEADERS = {"Content-Type": "application/json"}
+_CAPTURE = capture.Capture(MODEL.model_version, _NAMES) if capture.enabled(os.environ.get(capture.ENV_VAR)) else None
 _cold = True
 
 
@@ -81,8 +84,9 @@ def _row_result(p: float, label: int, latent: list[float], attention: list[float
     }
 
 
-def predict_payload(payload: object) -> tuple[dict[str, Any], int, int]:
-    """A parsed request body -> (response object, rows, defects). Raises InputValidationError."""
+def predict_payload(payload: object, request_id: str = "") -> tuple[dict[str, Any], int, int, bytes]:
+    """A parsed request body -> (response object, rows, defects, capture lines or b""). Raises InputValidationError."""
+    payload, ids = capture.split_ids(payload, MAX_BATCH_SIZE)
     X, batch = rows_from_payload(payload, _NAMES, MAX_BATCH_SIZE)
     proba, label, latent, attention = MODEL.raw_predict(X)
     probs, labels, lats, atts = proba.tolist(), label.tolist(), latent.tolist(), attention.tolist()
@@ -96,7 +100,8 @@ def predict_payload(payload: object) -> tuple[dict[str, Any], int, int]:
     body["model_version"] = MODEL.model_version
     body["model_performance"] = _PERFORMANCE
     body["warnings"] = warnings
-    return body, len(probs), defects
+    captured = _CAPTURE.lines(request_id, payload, X, batch, ids, body) if _CAPTURE and ids else b""
+    return body, len(probs), defects, captured
 
 
 def health() -> dict[str, Any]:
@@ -173,8 +178,18 @@ def _emf_directives(ok: bool, cold: bool) -> list[dict[str, Any]]:
 _EMF_DIRECTIVES = {(ok, cold): _emf_directives(ok, cold) for ok in (True, False) for cold in (True, False)}
 
 
-def _emit(request_id: str, started: float, outcome: str, status: int, rows: int, defects: int, error: str = "") -> None:
-    """One line per request: a structured log record and a CloudWatch EMF document."""
+def _emit(
+    request_id: str,
+    started: float,
+    outcome: str,
+    status: int,
+    rows: int,
+    defects: int,
+    error: str = "",
+    captured: bytes = b"",
+) -> None:
+    """One line per request: a structured log record and a CloudWatch EMF document, then the capture lines
+    (written in the same call: a second write cost ~4 us in a warm request)."""
     global _cold
     latency_ms = round((time.perf_counter() - started) * 1e3, 3)
     record: dict[str, Any] = {
@@ -197,7 +212,7 @@ def _emit(request_id: str, started: float, outcome: str, status: int, rows: int,
         record["ColdStart"] = 1
     record["_aws"] = {"Timestamp": int(time.time() * 1000), "CloudWatchMetrics": _EMF_DIRECTIVES[status < 400, _cold]}
     _cold = False
-    sys.stdout.write(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE).decode())
+    sys.stdout.write((orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE) + captured).decode())
 
 
 def lambda_handler(event: Any, context: Any = None) -> dict[str, Any]:
@@ -205,6 +220,7 @@ def lambda_handler(event: Any, context: Any = None) -> dict[str, Any]:
     request_id = getattr(context, "aws_request_id", None) or str(uuid.uuid4())
     proxy = isinstance(event, dict) and ("requestContext" in event or "httpMethod" in event or "rawPath" in event)
     rows = defects = 0
+    captured = b""
     try:
         if proxy:
             method, path, payload = _proxy_request(event)
@@ -220,16 +236,16 @@ def lambda_handler(event: Any, context: Any = None) -> dict[str, Any]:
                     raise InputValidationError(
                         "POST /predict needs a JSON body", [{"field": "body", "reason": "missing"}]
                     )
-                body, rows, defects = predict_payload(payload)
+                body, rows, defects, captured = predict_payload(payload, request_id)
                 status = 200
             else:
                 raise _HttpError(404, "NotFound", f"no route for {method} {path}; use POST /predict or GET /health")
         else:
-            body, rows, defects = predict_payload(event)
+            body, rows, defects, captured = predict_payload(event, request_id)
             status = 200
         if rows:
             body["processing_time_ms"] = round((time.perf_counter() - started) * 1e3, 3)
-        _emit(request_id, started, "ok", status, rows, defects)
+        _emit(request_id, started, "ok", status, rows, defects, captured=captured)
     except InputValidationError as exc:
         status, body = exc.status_code, _error_body(exc, request_id)
         _emit(request_id, started, "rejected", status, rows, 0, exc.error_type)

@@ -24,3 +24,7 @@ class PayloadTooLargeError(InputValidationError):
 
     status_code = 413
     error_type = "PayloadTooLarge"
+
+
+class ConfigurationError(ValueError):
+    """An environment setting has a value the serving path cannot use; raised at INIT, never on a request."""

@@ -117,3 +117,27 @@ def test_a_valid_csv_loads_in_schema_order_even_with_shuffled_columns(tmp_path):
     X, _y = load_csv(shuffled)
     assert X.shape == (4, 30)
     np.testing.assert_array_equal(X[:, 0], [float(r[0]) for r in rows])
+
+
+def test_production_without_drift_matches_the_training_plant():
+    X, y, types = dataset.generate_production(6000, 11)
+    assert X.shape == (6000, 30)
+    assert abs(y.mean() - dataset.TARGET_DEFECT_RATE) < 0.03
+    assert all((t == "none") == (d == 0) for t, d in zip(types, y, strict=True))
+
+
+def test_a_hydrogen_calibration_shift_moves_the_reading_not_the_defects():
+    base_X, base_y, _ = dataset.generate_production(3000, 12)
+    X, y, _ = dataset.generate_production(3000, 12, dataset.Drift(hydrogen_offset=0.05))
+    h = dataset.FEATURE_NAMES.index("Sensor_MeltHydrogen")
+    np.testing.assert_array_equal(y, base_y)
+    np.testing.assert_allclose(X[:, h] - base_X[:, h], 0.05, atol=1e-4)  # readings are rounded to 4 decimals
+    np.testing.assert_array_equal(np.delete(X, h, axis=1), np.delete(base_X, h, axis=1))
+
+
+def test_a_degrading_vacuum_raises_the_vacuum_level_and_the_defect_rate():
+    base_X, base_y, _ = dataset.generate_production(6000, 13)
+    X, y, _ = dataset.generate_production(6000, 13, dataset.Drift(vacuum=0.5))
+    v = dataset.FEATURE_NAMES.index("Process_VacuumLevel")
+    assert np.median(X[:, v]) > 1.2 * np.median(base_X[:, v])
+    assert y.mean() > base_y.mean() + 0.03

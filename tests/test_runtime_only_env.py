@@ -12,7 +12,12 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 
-RUNTIME_TESTS = ["tests/test_validation.py", "tests/test_runtime.py", "tests/test_handler.py"]
+RUNTIME_TESTS = [
+    "tests/test_validation.py",
+    "tests/test_runtime.py",
+    "tests/test_handler.py",
+    "tests/test_capture.py",
+]
 
 
 @pytest.mark.slow

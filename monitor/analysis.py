@@ -1,0 +1,221 @@
+"""Windows, quality, drift, signals and the decision: DuckDB joins and windows, ``monitor.stats`` for the numbers.
+
+Window 0 is the most recent ``--window`` (default 7 days) ending at ``as_of`` (default: the latest capture);
+windows 1, 2, ... are the ones before it, for the trend. Labels join captures on ``inference_id`` and count in the
+window of their prediction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from monitor import constants as C
+from monitor import stats
+from monitor.exceptions import MonitorInputError
+from monitor.labels import Label, LabelStats
+from monitor.manifest import ModelReference
+
+
+@dataclass(frozen=True)
+class Options:
+    window: timedelta
+    as_of: datetime | None = None  # None: the latest capture
+    min_labelled: int = C.MIN_LABELLED
+
+
+@dataclass
+class Window:
+    """The rows of one window, as numpy arrays."""
+
+    index: int
+    start: datetime
+    end: datetime
+    features: np.ndarray  # (n, 30) float64
+    probability: np.ndarray  # (n,) float64
+    predicted: np.ndarray  # (n,) int (0/1)
+    defect: np.ndarray  # (n,) int: 1, 0, or -1 where no label arrived
+
+
+def register_labels(con: duckdb.DuckDBPyConnection, labels: list[Label]) -> None:
+    table = pa.table(
+        {
+            "inference_id": pa.array([r.inference_id for r in labels], pa.string()),
+            "defect": pa.array([r.defect for r in labels], pa.int32()),
+            "defect_type": pa.array([r.defect_type for r in labels], pa.string()),
+            "inspected_at": pa.array([r.inspected_at for r in labels], pa.timestamp("us", tz="UTC")),
+            "line": pa.array([r.line for r in labels], pa.int64()),
+        }
+    )
+    con.register("labels_arrow", table)
+    con.execute("CREATE OR REPLACE TEMP TABLE labels AS SELECT * FROM labels_arrow")
+    con.unregister("labels_arrow")
+
+
+def count_unmatched(con: duckdb.DuckDBPyConnection, label_stats: LabelStats) -> None:
+    """Labels whose id has no capture: counted and quoted, never silently dropped."""
+    rows = con.execute(
+        "SELECT l.inference_id, l.line FROM labels l ANTI JOIN captures c USING (inference_id) ORDER BY l.line"
+    ).fetchall()
+    label_stats.without_capture = len(rows)
+    label_stats.joined = label_stats.unique - len(rows)
+    for ident, line in rows[: C.EXAMPLES_PER_PROBLEM]:
+        label_stats.note("without_capture", int(line), f"inference_id {ident!r} has no capture of this model")
+
+
+# With an explicit --as-of, a label counts once it is known then: inspected by then (or with no inspection time), so a
+# replay of an earlier date sees what the plant knew that day. Without one, every label in the file counts (inspection
+# goes on after the last capture, e.g. over a weekend).
+KNOWN_BY = "(l.inspected_at IS NULL OR epoch_us(l.inspected_at) <= ?)"
+NO_CUTOFF = 2**62
+
+
+def _us(moment: datetime) -> int:
+    return round(moment.timestamp() * 1e6)
+
+
+def _moment(us: int) -> datetime:
+    return datetime.fromtimestamp(us / 1e6, UTC)
+
+
+def resolve_as_of(con: duckdb.DuckDBPyConnection, options: Options) -> datetime:
+    latest = con.execute("SELECT max(ts_us) FROM captures").fetchall()[0][0]
+    if latest is None:
+        raise MonitorInputError("the captures hold no valid prediction record of this model version (see the counts)")
+    return options.as_of or _moment(latest)
+
+
+def label_cutoff(options: Options) -> int:
+    """Epoch microseconds after which an inspection is not yet known (see ``KNOWN_BY``)."""
+    return _us(options.as_of) if options.as_of else NO_CUTOFF
+
+
+def load_windows(
+    con: duckdb.DuckDBPyConnection, ref: ModelReference, as_of: datetime, width: timedelta, known_by: int = NO_CUTOFF
+) -> list[Window]:
+    """Windows 0..k with at least one capture, most recent first (at most ``MAX_TREND_WINDOWS``)."""
+    cols = ", ".join('c."' + n.replace('"', '""') + '"' for n in ref.names)
+    end, span = _us(as_of), round(width.total_seconds() * 1e6)
+    data = con.execute(
+        f"""SELECT CAST((? - c.ts_us) // ? AS INTEGER) AS k, c.probability, c.label,
+                   coalesce(l.defect, -1) AS defect, {cols}
+            FROM captures c LEFT JOIN labels l ON l.inference_id = c.inference_id AND {KNOWN_BY}
+            WHERE c.ts_us <= ? AND c.ts_us > ? - ? * ?
+            ORDER BY k""",
+        [end, span, known_by, end, end, span, C.MAX_TREND_WINDOWS],
+    ).fetchnumpy()
+    k = np.asarray(data["k"])
+    X = np.column_stack([np.asarray(data[n], dtype=np.float64) for n in ref.names]) if k.size else np.empty((0, 30))
+    out = []
+    for index in np.unique(k):
+        rows = k == index
+        end = as_of - index * width
+        out.append(
+            Window(
+                int(index),
+                end - width,
+                end,
+                X[rows],
+                np.asarray(data["probability"], dtype=np.float64)[rows],
+                np.asarray(data["label"]).astype(np.int64)[rows],
+                np.asarray(data["defect"]).astype(np.int64)[rows],
+            )
+        )
+    return out
+
+
+def summarise(window: Window, ref: ModelReference, min_labelled: int, with_ks: bool) -> dict:
+    """Everything the report says about one window."""
+    labelled = window.defect >= 0
+    n, n_labelled = len(window.probability), int(labelled.sum())
+    psi = {name: stats.psi(window.features[:, j], ref.quantiles[j]) for j, name in enumerate(ref.names)}
+    outside = (window.features < ref.train_min) | (window.features > ref.train_max)
+    out: dict = {
+        "index": window.index,
+        "start": window.start.isoformat(),
+        "end": window.end.isoformat(),
+        "predictions": n,
+        "labelled": n_labelled,
+        "sufficient_labels": n_labelled >= min_labelled,
+        "psi": psi,
+        "max_psi": max((v for v in psi.values() if v is not None), default=None),
+        "prediction_psi": stats.psi(window.probability, ref.prediction_quantiles),
+        "out_of_range_share": float(outside.any(axis=1).mean()) if n else None,
+        "out_of_range_by_feature": {name: float(outside[:, j].mean()) for j, name in enumerate(ref.names)} if n else {},
+        "defect_rate": {
+            "predicted": float(window.predicted.mean()) if n else None,
+            "predicted_on_labelled": float(window.predicted[labelled].mean()) if n_labelled else None,
+            "actual": float(window.defect[labelled].mean()) if n_labelled else None,
+        },
+        "quality": stats.quality(window.defect[labelled], window.probability[labelled], window.predicted[labelled]),
+    }
+    if with_ks:
+        out["ks"] = {}
+        for j, name in enumerate(ref.names):
+            result = stats.ks(window.features[:, j], ref.quantiles[j])
+            out["ks"][name] = None if result is None else {"statistic": result[0], "pvalue": result[1]}
+    return out
+
+
+def new_labels_since_training(
+    con: duckdb.DuckDBPyConnection, ref: ModelReference, as_of: datetime, known_by: int = NO_CUTOFF
+) -> int:
+    return con.execute(
+        f"SELECT count(*) FROM captures c JOIN labels l ON l.inference_id = c.inference_id AND {KNOWN_BY} "
+        "WHERE c.ts_us >= ? AND c.ts_us <= ?",
+        [known_by, _us(ref.trained_at), _us(as_of)],
+    ).fetchall()[0][0]
+
+
+def triggers(current: dict, ref: ModelReference, new_labels: int, days: float, min_labelled: int) -> dict:
+    """The five signals of issue #11, each ``{"fired", "reason"}``; boundaries as stated there."""
+    q = current["quality"]
+    enough = q["labelled"] >= min_labelled and q["f1"] is not None
+    short = f"insufficient labels: {q['labelled']} labelled in the window, {min_labelled} needed"
+    floor = ref.test_f1 * (1 - C.PERFORMANCE_DROP)
+    drifted = sorted((k for k, v in current["psi"].items() if v is not None and v > C.PSI_MAJOR), key=str)
+    out = {
+        "performance_drop": {
+            "fired": bool(enough and q["f1"] < floor),
+            "reason": short
+            if not enough
+            else f"F1 {q['f1']:.3f} vs test F1 {ref.test_f1:.3f}: "
+            + ("more than" if q["f1"] < floor else "not more than")
+            + f" {C.PERFORMANCE_DROP:.0%} below (floor {floor:.3f})",
+        },
+        "data_drift": {
+            "fired": bool(drifted),
+            "reason": f"PSI > {C.PSI_MAJOR} for {', '.join(drifted)}"
+            if drifted
+            else f"no feature's PSI above {C.PSI_MAJOR} (max {current['max_psi'] or 0:.3f})",
+        },
+        "new_labels": {
+            "fired": new_labels >= C.NEW_LABELS,
+            "reason": f"{new_labels} labelled predictions since training (threshold {C.NEW_LABELS})",
+        },
+        "schedule": {
+            "fired": days >= C.SCHEDULE_DAYS,
+            "reason": f"{days:.1f} days since training (threshold {C.SCHEDULE_DAYS})",
+        },
+        "rollback": {
+            "fired": bool(enough and q["f1"] < C.ROLLBACK_F1),
+            "reason": short
+            if not enough
+            else f"F1 {q['f1']:.3f} "
+            + ("<" if q["f1"] < C.ROLLBACK_F1 else ">=")
+            + f" {C.ROLLBACK_F1} on {q['labelled']} labelled rows",
+        },
+    }
+    return out
+
+
+def decide(fired: dict) -> str:
+    if fired["rollback"]["fired"]:
+        return "rollback"
+    if any(fired[k]["fired"] for k in ("performance_drop", "data_drift", "new_labels", "schedule")):
+        return "retrain"
+    return "ok"

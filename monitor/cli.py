@@ -1,0 +1,123 @@
+"""``python -m monitor``: read captures and labels, compare with the training distribution, decide, report.
+
+Exit codes (for a scheduler): 0 ok, 10 retrain, 20 rollback, 2 usage or input error (the message on stderr names
+the file, line or field and the fix). Results go to ``--out``; a summary goes to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from monitor import constants as C
+
+EPILOG = f"""exit codes: {C.EXIT_OK} ok, {C.EXIT_RETRAIN} retrain, {C.EXIT_ROLLBACK} rollback, {C.EXIT_USAGE} usage or
+input error.
+signals: performance_drop (F1 > {C.PERFORMANCE_DROP:.0%} below the manifest's test F1), data_drift (any PSI >
+{C.PSI_MAJOR}), new_labels (>= {C.NEW_LABELS} labelled since training), schedule (>= {C.SCHEDULE_DAYS} days since
+training), rollback (F1 < {C.ROLLBACK_F1} on >= --min-labelled rows). rollback wins; any other signal means retrain.
+outputs in --out: {C.REPORT_JSON}, {C.REPORT_HTML}, {C.METRICS_EMF} (CloudWatch EMF)."""
+
+
+def parse_window(text: str) -> timedelta:
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([hdw])\s*", text)
+    if not match or float(match[1]) <= 0:
+        raise argparse.ArgumentTypeError(f"--window {text!r}: use a positive number and a unit h, d or w, e.g. 7d")
+    return timedelta(hours=float(match[1]) * {"h": 1, "d": 24, "w": 168}[match[2]])
+
+
+def parse_as_of(text: str) -> datetime:
+    from monitor.manifest import parse_utc
+
+    if text == "now":
+        return datetime.now(UTC)
+    try:
+        return parse_utc(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--as-of {text!r}: use ISO 8601, e.g. 2026-10-27T00:00:00Z, or 'now'"
+        ) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m monitor",
+        description="Monitor a served model: live quality on the labelled predictions, feature and prediction "
+        "drift against the training distribution, and the retrain / rollback signals.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--captures",
+        nargs="+",
+        required=True,
+        metavar="PATH",
+        help="capture files, folders (Firehose YYYY/MM/DD/HH/ layout), globs or s3:// URLs; raw handler stdout, "
+        "JSON lines, gzip of either, or Parquet",
+    )
+    parser.add_argument(
+        "--labels", type=Path, required=True, metavar="PATH", help="inspection results, CSV or JSON lines"
+    )
+    parser.add_argument(
+        "--model", type=Path, required=True, metavar="DIR", help="the served model, models_onnx/<version>"
+    )
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="where the report goes")
+    parser.add_argument(
+        "--window",
+        type=parse_window,
+        default=parse_window(C.DEFAULT_WINDOW),
+        help=f"the current window's length (default {C.DEFAULT_WINDOW}; units h, d, w)",
+    )
+    parser.add_argument(
+        "--as-of",
+        type=parse_as_of,
+        default=None,
+        help="end of the current window, ISO 8601 or 'now' (default: the latest capture); "
+        "with it, a label counts only if inspected by then",
+    )
+    parser.add_argument(
+        "--min-labelled",
+        type=int,
+        default=C.MIN_LABELLED,
+        help=f"labelled rows needed before quality decides anything (default {C.MIN_LABELLED})",
+    )
+    parser.add_argument("--emf-stdout", action="store_true", help="also print the EMF line on stdout (the AWS job)")
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bars on stderr (default: when stderr is a terminal)",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from monitor.exceptions import ManifestError, MonitorInputError
+    from monitor.run import monitor
+
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    try:
+        with tempfile.TemporaryDirectory(prefix="monitor-") as scratch:
+            result = monitor(args, Path(scratch), progress)
+    except (MonitorInputError, ManifestError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return C.EXIT_USAGE
+    report = result.report
+    print(f"decision: {report['decision']} (exit {report['exit_code']})")
+    for reason in report["reasons"]:
+        print(f"  - {reason}")
+    q, window = report["quality"], report["window"]
+    f1 = "n/a" if q["f1"] is None else f"{q['f1']:.3f}"
+    print(
+        f"window {window['start'][:16]} .. {window['end'][:16]}: {window['predictions']} predictions, "
+        f"{q['labelled']} labelled, F1 {f1}, max PSI {report['drift']['max_psi'] or 0:.3f}"
+    )
+    print(f"report: {args.out / C.REPORT_HTML} and {args.out / C.REPORT_JSON}")
+    if args.emf_stdout:
+        print(result.emf)
+    return report["exit_code"]

@@ -1,0 +1,230 @@
+"""``make monitor-demo``: eight weeks of simulated production through the real handler, then the monitor.
+
+1. Derive the monitoring fields for ``models_onnx/v1.0`` into ``OUT/model`` (``monitor.reference_stats``), trained
+   at the simulation's start.
+2. Weeks 1-4: the training plant. From week 5 (``convert.dataset.Drift``): a degrading vacuum and a hydrogen sensor
+   whose calibration shifts, both growing week by week.
+3. Every part goes through ``handler.lambda_handler`` with ``CAPTURE_PREDICTIONS=true`` and an ``inference_id``
+   (its serial number), in batches as a cell would send them; the capture lines are read back from stdout and their
+   ``timestamp`` set to the simulated time (the handler stamps real time). They are written gzip-compressed in
+   Firehose's ``YYYY/MM/DD/HH/`` layout.
+4. Inspection labels ~60 % of parts, 1-3 days after production; ``labels.csv`` holds those inspected by the end.
+5. The monitor runs as of each week's end (labels known by then only), prints one line a week, and writes the full
+   report for week 8.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gzip
+import io
+import os
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+REPO = Path(__file__).resolve().parent.parent
+START = datetime(2026, 9, 1, tzinfo=UTC)
+WEEKS = 8
+DRIFT_FROM_WEEK = 5
+PARTS_PER_WEEK = 2500
+BATCH = 25  # parts per request
+LABELLED_SHARE = 0.6
+LABEL_DELAY_DAYS = (1.0, 3.0)
+BUFFER_HOURS = 6  # one capture file per 6 hours, like a Firehose buffer
+SEED = 2026
+
+
+def drift_for(week: int):  # type: ignore[no-untyped-def]
+    """No drift before ``DRIFT_FROM_WEEK``; then both faults grow each week."""
+    from convert.dataset import NO_DRIFT, Drift
+
+    step = week - DRIFT_FROM_WEEK + 1
+    return NO_DRIFT if step <= 0 else Drift(vacuum=0.1 * step, hydrogen_offset=0.05 * step)
+
+
+class _Context:
+    def __init__(self, request_id: str) -> None:
+        self.aws_request_id = request_id
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def simulate_week(handler, week: int, rng: np.random.Generator) -> tuple[list[dict], list[dict]]:  # type: ignore[no-untyped-def]
+    """(capture records with simulated timestamps, ground truth per part) for one week."""
+    from convert.dataset import FEATURE_NAMES, generate_production
+
+    X, y, types = generate_production(PARTS_PER_WEEK, SEED + week, drift_for(week))
+    offsets = np.sort(rng.uniform(0, 7 * 86400, PARTS_PER_WEEK))
+    begin = START + timedelta(days=7 * (week - 1))
+    names = list(FEATURE_NAMES)
+    records, truth = [], []
+    for lo in range(0, PARTS_PER_WEEK, BATCH):
+        rows = range(lo, min(lo + BATCH, PARTS_PER_WEEK))
+        ids = [f"SN-W{week}-{i:05d}" for i in rows]
+        event = {
+            "instances": [
+                {"inference_id": s, "features": dict(zip(names, X[i].tolist(), strict=True))}
+                for s, i in zip(ids, rows, strict=True)
+            ]
+        }
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            response = handler.lambda_handler(event, _Context(f"sim-w{week}-{lo // BATCH:04d}"))
+        assert response.get("count") == len(ids), response
+        captured = [orjson.loads(line) for line in out.getvalue().splitlines() if '"record":"prediction"' in line]
+        for record, i in zip(captured, rows, strict=True):
+            moment = begin + timedelta(seconds=float(offsets[i]))
+            record["timestamp"] = _stamp(moment)  # the simulator's clock, not the handler's
+            records.append(record)
+            truth.append(
+                {
+                    "inference_id": record["inference_id"],
+                    "defect": int(y[i]),
+                    "defect_type": types[i],
+                    "produced": moment,
+                }
+            )
+    return records, truth
+
+
+def write_firehose(records: list[dict], root: Path) -> int:
+    """Gzip JSON lines under YYYY/MM/DD/HH/, one file per ``BUFFER_HOURS``; returns the number of files."""
+    buckets: dict[str, list[bytes]] = {}
+    for record in records:
+        moment = datetime.fromisoformat(record["timestamp"].replace("Z", "+00:00"))
+        hour = moment.hour - moment.hour % BUFFER_HOURS
+        key = f"{moment:%Y/%m/%d}/{hour:02d}/diecast-captures-{moment:%Y-%m-%d}-{hour:02d}.jsonl.gz"
+        buckets.setdefault(key, []).append(orjson.dumps(record))
+    for key, lines in buckets.items():
+        path = root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(gzip.compress(b"\n".join(lines) + b"\n", mtime=0))
+    return len(buckets)
+
+
+def write_labels(truth: list[dict], path: Path, rng: np.random.Generator, end: datetime) -> int:
+    """~60 % of parts inspected 1-3 days after production; those inspected by ``end`` are in the file."""
+    lines = ["inference_id,defect,defect_type,inspected_at"]
+    for part in truth:
+        if rng.random() >= LABELLED_SHARE:
+            continue
+        inspected = part["produced"] + timedelta(days=float(rng.uniform(*LABEL_DELAY_DAYS)))
+        if inspected <= end:
+            lines.append(f"{part['inference_id']},{part['defect']},{part['defect_type']},{_stamp(inspected)}")
+    path.write_text("\n".join(lines) + "\n")
+    return len(lines) - 1
+
+
+def _fired(report: dict) -> str:
+    return ", ".join(k for k, t in report["triggers"].items() if t["fired"]) or "-"
+
+
+def weekly_table(con, ref, inputs: dict) -> list[dict]:  # type: ignore[no-untyped-def]
+    """The monitor as of each week's end; prints one line a week and returns the reports."""
+    from monitor.analysis import Options
+    from monitor.run import analyse
+
+    print(
+        f"{'week':>4} {'drift':>12} {'preds':>6} {'labels':>6} {'F1 [95% CI]':>22} {'max PSI':>16} "
+        f"{'pred PSI':>8} {'decision':>9}  fired"
+    )
+    reports = []
+    for week in range(1, WEEKS + 1):
+        as_of = START + timedelta(days=7 * week)
+        result = analyse(con, ref, Options(window=timedelta(days=7), as_of=as_of), inputs)
+        r = result.report
+        q, drift = r["quality"], r["drift"]
+        ci = q["ci"].get("f1") or [float("nan")] * 2
+        f1 = f"{q['f1']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if q["f1"] is not None else "n/a"
+        top = max(drift["psi"], key=lambda k: drift["psi"][k] or 0)
+        d = drift_for(week)
+        label = "none" if not (d.vacuum or d.hydrogen_offset) else f"v{d.vacuum:.1f} h+{d.hydrogen_offset:.2f}"
+        print(
+            f"{week:>4} {label:>12} {r['window']['predictions']:>6} {q['labelled']:>6} {f1:>22} "
+            f"{drift['max_psi']:>6.3f} {top[:9]:>9} {drift['prediction_psi']:>8.3f} {r['decision']:>9}  {_fired(r)}"
+        )
+        reports.append(result)
+    return reports
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m monitor.demo",
+        description="Simulate 8 weeks of production through the real handler (capture on), drift from week 5, "
+        "labels for ~60 percent of parts 1-3 days late; run the monitor week by week and write the week-8 report.",
+    )
+    parser.add_argument("--out", type=Path, default=REPO / "build" / "monitor-demo", help="work folder")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    out: Path = args.out
+    sys.path[:0] = [str(REPO), str(REPO / "lambda")]
+
+    from monitor import reference_stats
+
+    model_dir = reference_stats.augment(
+        REPO / "models_onnx" / "v1.0", out / "model" / "v1.0", reference_stats.dataset_csv(), START
+    )
+    os.environ["MODEL_PATH"] = str(model_dir)
+    os.environ["CAPTURE_PREDICTIONS"] = "true"
+    import handler
+
+    rng = np.random.default_rng(SEED)
+    records, truth = [], []
+    for week in range(1, WEEKS + 1):
+        week_records, week_truth = simulate_week(handler, week, rng)
+        records += week_records
+        truth += week_truth
+    captures = out / "captures"
+    files = write_firehose(records, captures)
+    end = START + timedelta(days=7 * WEEKS)
+    labelled = write_labels(truth, out / "labels.csv", rng, end)
+    print(
+        f"simulated {len(records)} parts through the handler: {files} capture files in {captures}, "
+        f"{labelled} labels in {out / 'labels.csv'} ({time.perf_counter() - started:.0f} s)"
+    )
+
+    from monitor import report
+    from monitor.captures import CaptureReader
+    from monitor.labels import read_labels
+    from monitor.manifest import load_reference
+    from monitor.run import analysis, connect
+    from monitor.sources import resolve
+
+    ref = load_reference(model_dir)
+    con = connect()
+    reader = CaptureReader(con, ref.names, out / "scratch")
+    reader.read(resolve([str(captures)], out / "scratch"))
+    capture_stats = reader.finish(ref.model_version)
+    labels, label_stats = read_labels(out / "labels.csv")
+    analysis.register_labels(con, labels)
+    analysis.count_unmatched(con, label_stats)
+    inputs = {"captures": capture_stats.as_dict(), "labels": label_stats.as_dict()}
+    final = weekly_table(con, ref, inputs)[-1]
+    print(
+        "\nWeeks 1-4 have no drift: drift signals stay quiet until week 5. Their F1 scatters around v1.0's F1 on fresh"
+        "\nproduction (~0.66 on 3 x 40,000 generated parts, below the 0.697 of its 1,131-row test split), which sits on"
+        "\nthe performance floor (0.662) and just above the rollback line (0.65): those two can fire without drift."
+    )
+    report.write(out / "report", final.report, final.windows, ref, 200)
+    print(f"\nweek 8 decision: {final.report['decision']} (exit code {final.report['exit_code']})")
+    for reason in final.report["reasons"]:
+        print(f"  - {reason}")
+    print(f"report: {out / 'report' / 'report.html'} (and report.json, metrics.emf.json)")
+    print(
+        f"same run from the command line: python -m monitor --captures {captures} --labels {out / 'labels.csv'} "
+        f"--model {model_dir} --out {out / 'report-cli'}"
+    )
+    print(f"done in {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
