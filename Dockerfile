@@ -22,7 +22,7 @@ RUN --mount=type=secret,id=cacert \
     && rm -rf /tmp/build
 
 COPY runtime/ /var/task/runtime/
-COPY lambda/handler.py /var/task/
+COPY lambda/handler.py lambda/proxy_events.py /var/task/
 # model.onnx, onnxruntime's cache of it when the version ships one, and the manifest naming both.
 COPY models_onnx/${MODEL_VERSION}/*.onnx models_onnx/${MODEL_VERSION}/manifest.json /var/task/models_onnx/${MODEL_VERSION}/
 # Byte-compile at build time: nothing is compiled during a cold start.

@@ -20,6 +20,7 @@ import numpy as np
 from convert import dataset, kernels, originals
 
 CERT_FUZZ_SEED = 7
+ENVELOPE_ROWS = 500
 REFERENCE_SAMPLE_SEED = 11
 
 
@@ -100,17 +101,22 @@ def reference_evaluator(path: Path):
     return predict
 
 
-def sources(reference, data_csv: Path, fuzz_rows: int) -> dict[str, np.ndarray]:
+def sources(reference, data_csv: Path, fuzz_rows: int, fields: dict) -> dict[str, np.ndarray]:
+    """The certificate's rows: the training CSV, generated rows inside the envelope the manifest ``fields``
+    declare, rows on that envelope's edges, and rows on every GB split."""
     from convert import certificate
+    from runtime import artifacts
 
     X, _ = dataset.load_csv(data_csv)
     stats = reference.metadata["feature_stats"]
     smin, smax, smean, sstd = (
         np.array([stats[n][k] for n in reference.feature_names]) for k in ("min", "max", "mean", "std")
     )
+    envelope = tuple(np.array(bound) for bound in artifacts.envelope(fields))
     return {
         "dataset": X,
-        "fuzz": certificate.fuzz_rows(smin, smax, smean, sstd, fuzz_rows, CERT_FUZZ_SEED),
+        "fuzz": certificate.fuzz_rows(smin, smax, smean, sstd, fuzz_rows, CERT_FUZZ_SEED, envelope),
+        "envelope": certificate.envelope_rows(envelope, ENVELOPE_ROWS, CERT_FUZZ_SEED),
         "thresholds": certificate.threshold_rows(
             reference.gb, reference.scaler, np.median(X, axis=0), len(reference.feature_names)
         ),
@@ -135,6 +141,7 @@ def engines(folder: Path, files: dict, rows: dict[str, np.ndarray]) -> list:
         RowSet("dataset (batch 1)", "dataset", every("dataset"), exact_labels=True, batch=1),
         RowSet(f"dataset (batch {BATCH})", "dataset", every("dataset"), exact_labels=True, batch=BATCH),
         RowSet("fuzz", "fuzz", every("fuzz"), exact_labels=False),
+        RowSet("envelope edges", "envelope", every("envelope"), exact_labels=False),
         RowSet("split thresholds", "thresholds", every("thresholds"), exact_labels=False),
     )
     plain = runtime.load(folder, use_ort_cache=False)
@@ -206,7 +213,7 @@ def convert(opts: Options) -> int:
         data_csv = certification_data(reference, opts.data)
         log(f"[3/4] certificate: {', '.join(files)} against the originals; dataset rows from {data_csv}")
         try:
-            rows = sources(reference, data_csv, opts.fuzz_rows)
+            rows = sources(reference, data_csv, opts.fuzz_rows, fields)
         except dataset.DataValidationError as exc:
             log(f"error: {exc}")
             return 2

@@ -29,9 +29,10 @@ Bars (``Bars`` below, the same for every row set and engine):
 - 0 unexplained rows; 100 % label agreement on dataset rows; at most ``max_tie_share`` (0.1 %) of a row set's
   rows explained as ties; every label follows from its own probability and the original's threshold.
 
-Row sets: the training data (one row at a time and in batches), generated rows (``fuzz_rows``) and split-threshold
-rows (``threshold_rows``). Engines: onnxruntime on every file that ships, and onnx's ``ReferenceEvaluator`` (a
-second, independent implementation of ONNX semantics) on samples of the dataset and split-threshold rows.
+Row sets: the training data (one row at a time and in batches), generated rows (``fuzz_rows``), rows on the
+envelope's edges (``envelope_rows``) and split-threshold rows (``threshold_rows``). Engines: onnxruntime on every
+file that ships, and onnx's ``ReferenceEvaluator`` (a second, independent implementation of ONNX semantics) on
+samples of the dataset and split-threshold rows.
 """
 
 from __future__ import annotations
@@ -175,8 +176,17 @@ def _qdict(err: np.ndarray) -> dict[str, float]:
 # --- row sets -------------------------------------------------------------------------------------------------
 
 
-def fuzz_rows(stats_min: np.ndarray, stats_max: np.ndarray, mean: np.ndarray, std: np.ndarray, n: int, seed: int):
-    """Uniform over the training range widened by half, heavy-tailed (Student t, 2 dof) and far (up to 100x)."""
+def fuzz_rows(
+    stats_min: np.ndarray,
+    stats_max: np.ndarray,
+    mean: np.ndarray,
+    std: np.ndarray,
+    n: int,
+    seed: int,
+    envelope: tuple[np.ndarray, np.ndarray],
+):
+    """Uniform over the training range widened by half, heavy-tailed (Student t, 2 dof) and far (up to 100x),
+    kept inside the envelope the runtime answers (a Student t draw can land past it; serving refuses those)."""
     rng = np.random.default_rng(seed)
     width = stats_max - stats_min
     n_uniform, n_heavy = n // 2, (2 * n) // 5
@@ -187,7 +197,16 @@ def fuzz_rows(stats_min: np.ndarray, stats_max: np.ndarray, mean: np.ndarray, st
     # in the far block, keep most features ordinary so that single far-out readings are exercised too
     keep = rng.random((n_far, len(mean))) < 0.8
     far[keep] = uniform[:n_far][keep]
-    return np.vstack([uniform, heavy, far])
+    return np.clip(np.vstack([uniform, heavy, far]), *envelope)
+
+
+def envelope_rows(envelope: tuple[np.ndarray, np.ndarray], n: int, seed: int) -> np.ndarray:
+    """Rows whose every reading sits on an edge of the envelope: the largest inputs the graph must stay finite
+    and accurate on (its latents reach ~1e23 there)."""
+    low, high = envelope
+    pick_high = np.random.default_rng(seed).random((n, len(low))) < 0.5
+    pick_high[0], pick_high[1] = True, False
+    return np.where(pick_high, high, low)
 
 
 def threshold_rows(gb, scaler, base_row: np.ndarray, n_inputs: int) -> np.ndarray:

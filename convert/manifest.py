@@ -13,6 +13,9 @@ from convert import originals
 from runtime import artifacts
 
 PERFORMANCE_KEYS = ("f1_score", "roc_auc", "accuracy", "precision", "recall")
+# Readings are answered within the training mean +- this many training ranges: the certificate's generated rows
+# reach that far (convert.certificate.fuzz_rows), and the float32 encoder overflows only thousands of ranges out.
+ENVELOPE_WIDTHS = 100.0
 TRAINING_KEYS = ("data", "data_sha256", "rows", "defect_rate", "seed", "torch_kernels", "cpu")
 
 
@@ -32,6 +35,7 @@ def fields(reference, version: str, n_latent: int) -> dict:
         "threshold": meta["threshold"],
         "confidence_bands": meta["confidence_bands"],
         "metrics": {k: meta["metrics"][k] for k in PERFORMANCE_KEYS if k in meta["metrics"]},
+        "envelope_widths": ENVELOPE_WIDTHS,
         "prediction_quantiles": meta.get("probability_quantiles"),
         "training": {k: meta["training"][k] for k in TRAINING_KEYS if k in meta["training"]},
         "sources": {

@@ -7,12 +7,14 @@ serialises. Accepted events:
   ``{"instances": [<either form>, ...]}``; the response is the JSON object itself, and an error is returned
   as ``{"statusCode": 4xx|500, "error": {...}}`` (never raised);
 - API Gateway REST (payload 1.0), HTTP API (payload 2.0) and Function URL events: ``POST /predict`` with the same
-  JSON in ``body`` (base64 too), ``GET /health``; the response is ``{"statusCode", "headers", "body"}``.
+  JSON in ``body`` (base64 too), ``GET /health``; the response is ``{"statusCode", "headers", "body"}``
+  (``proxy_events.py`` holds the HTTP rules).
 
-Configuration (environment): ``MODEL_VERSION`` (default v1.0), ``MODEL_PATH`` (default: ``models_onnx/<version>``
-beside this file, as in the image, or in the repository), ``LOG_LEVEL`` (default INFO), ``MAX_BATCH_SIZE``
-(default 1000 rows), ``MAX_BODY_BYTES`` (default 1 MiB), ``CAPTURE_PREDICTIONS`` (``true``/``false``, default
-false: one JSON line per predicted row after the request's line, see ``runtime/capture.py``).
+Configuration (environment): ``MODEL_VERSION`` (default v1.0, ``v<major>[.<minor>...]``), ``MODEL_PATH`` (default:
+``models_onnx/<version>`` beside this file, as in the image, or in the repository), ``LOG_LEVEL`` (default INFO),
+``MAX_BATCH_SIZE`` (default 1000 rows), ``MAX_BODY_BYTES`` (default 1 MiB), ``CAPTURE_PREDICTIONS``
+(``true``/``false``, default false: one JSON line per predicted row after the request's line, see
+``runtime/capture.py``). A bad value fails INIT with ``ConfigurationError`` naming the variable.
 
 Every request writes one JSON line to stdout: a structured log record that is also a CloudWatch Embedded
 Metric Format (EMF) document (latency, rows, predictions by class, errors by type, cold start).
@@ -20,26 +22,59 @@ Metric Format (EMF) document (latency, rows, predictions by class, errors by typ
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import os
+import re
+import reprlib
 import sys
 import time
 import uuid
 from typing import Any
 
 import orjson
+import proxy_events
 
 import runtime
 from runtime import capture
-from runtime.exceptions import InputValidationError, PayloadTooLargeError
-from runtime.validation import range_warnings, rows_from_payload
+from runtime.confidence import confidence_rule
+from runtime.exceptions import (
+    ConfigurationError,
+    InputValidationError,
+    NonFiniteOutputError,
+    OutOfEnvelopeError,
+    PayloadTooLargeError,
+)
+from runtime.validation import rows_from_payload, screen
 
-MODEL_VERSION = os.environ.get("MODEL_VERSION", "v1.0")
-LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").upper()
-MAX_BATCH_SIZE = int(os.environ.get("MAX_BATCH_SIZE", "1000"))
-MAX_BODY_BYTES = int(os.environ.get("MAX_BODY_BYTES", str(1 << 20)))
+VERSION_PATTERN = re.compile(r"v\d+(\.\d+)*")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _positive_int(name: str, default: int) -> int:
+    value = os.environ.get(name, str(default))
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigurationError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _model_version() -> str:
+    value = os.environ.get("MODEL_VERSION", "v1.0")
+    if not VERSION_PATTERN.fullmatch(value):
+        raise ConfigurationError(f"MODEL_VERSION must look like v1.0 (v<major>[.<minor>...]), got {value!r}")
+    return value
+
+
+def _log_level() -> str:
+    value = os.environ.get("LOG_LEVEL", "INFO").upper()
+    if value not in LOG_LEVELS:
+        raise ConfigurationError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {value!r}")
+    return value
+
+
+MODEL_VERSION = _model_version()
+LOG_LEVEL = _log_level()
+MAX_BATCH_SIZE = _positive_int("MAX_BATCH_SIZE", 1000)
+MAX_BODY_BYTES = _positive_int("MAX_BODY_BYTES", 1 << 20)
 METRIC_NAMESPACE = os.environ.get("METRIC_NAMESPACE", "DiecastT1")
 
 
@@ -52,24 +87,26 @@ def _default_model_path() -> str:
 MODEL_PATH = os.environ.get("MODEL_PATH") or _default_model_path()
 
 logger = logging.getLogger("diecast")
-logging.basicConfig(stream=sys.stderr, level=getattr(logging, LOG_LEVEL, logging.INFO), format="%(message)s")
+logging.basicConfig(stream=sys.stderr, level=getattr(logging, LOG_LEVEL), format="%(message)s")
 
 MODEL = runtime.load(MODEL_PATH)  # INIT: a broken model folder fails here, not on a request
 
 _NAMES = MODEL.feature_names
-_TRAIN_MIN, _TRAIN_MAX = MODEL.train_min, MODEL.train_max
-_THRESHOLD = MODEL.threshold
-_BANDS = MODEL.manifest["confidence_bands"]
-_HIGH, _MEDIUM = float(_BANDS["high"]), float(_BANDS["medium"])
+_TRAIN = (MODEL.train_min, MODEL.train_max)
 _PERFORMANCE = {k: MODEL.manifest["metrics"][k] for k in ("f1_score", "roc_auc", "accuracy")}
 _HEADERS = {"Content-Type": "application/json"}
 _CAPTURE = capture.Capture(MODEL.model_version, _NAMES) if capture.enabled(os.environ.get(capture.ENV_VAR)) else None
+_confidence = confidence_rule(MODEL.manifest)  # the band rule the batch scorer shares
 _cold = True
 
-
-def _confidence(p: float) -> str:
-    room = (p - _THRESHOLD) / (1.0 - _THRESHOLD) if p >= _THRESHOLD else (_THRESHOLD - p) / _THRESHOLD
-    return "high" if room >= _HIGH else "medium" if room >= _MEDIUM else "low"
+# Exception type -> (HTTP status, error type), most specific first; the runtime's errors carry no HTTP.
+_STATUS: tuple[tuple[type[Exception], int, str], ...] = (
+    (PayloadTooLargeError, 413, "PayloadTooLarge"),
+    (OutOfEnvelopeError, 422, "ReadingOutOfEnvelope"),
+    (NonFiniteOutputError, 422, "NonFiniteOutput"),
+    (InputValidationError, 400, "InvalidInput"),
+    (proxy_events.HttpError, 400, ""),  # its own status and type
+)
 
 
 def _row_result(p: float, label: int, latent: list[float], attention: list[float]) -> dict[str, Any]:
@@ -88,9 +125,9 @@ def predict_payload(payload: object, request_id: str = "") -> tuple[dict[str, An
     """A parsed request body -> (response object, rows, defects, capture lines or b""). Raises InputValidationError."""
     payload, ids = capture.split_ids(payload, MAX_BATCH_SIZE)
     X, batch = rows_from_payload(payload, _NAMES, MAX_BATCH_SIZE)
+    warnings = screen(X, _TRAIN, MODEL.envelope, _NAMES, batch)  # refuses readings beyond the envelope
     proba, label, latent, attention = MODEL.raw_predict(X)
     probs, labels, lats, atts = proba.tolist(), label.tolist(), latent.tolist(), attention.tolist()
-    warnings = range_warnings(X, _TRAIN_MIN, _TRAIN_MAX, _NAMES, batch)
     defects = sum(labels)
     if batch:
         rows = zip(probs, labels, lats, atts, strict=True)
@@ -108,57 +145,105 @@ def health() -> dict[str, Any]:
     return {"status": "ok", "model_version": MODEL.model_version, "features": len(_NAMES)}
 
 
-def parse_json(text: str | bytes) -> object:
-    """Strict RFC 8259 JSON (orjson): NaN/Infinity literals and nesting past 1024 levels are rejected."""
+def _answer(event: Any, proxy: bool, request_id: str) -> tuple[dict[str, Any], int, int, bytes]:
+    """Route step: (body, rows, defects, capture lines) for a valid request; raises for anything else."""
+    if not proxy:
+        return predict_payload(event, request_id)
+    request = proxy_events.request_of(event, MAX_BODY_BYTES)
+    if request.route == "/health":
+        return health(), 0, 0, b""
+    return predict_payload(request.payload, request_id)
+
+
+def _status_of(exc: Exception) -> tuple[int, str]:
+    for kind, status, error_type in _STATUS:
+        if isinstance(exc, kind):
+            if isinstance(exc, proxy_events.HttpError):
+                return exc.status, exc.error_type
+            return status, error_type
+    return 500, "InternalError"
+
+
+def _error_body(exc: Exception, error_type: str, request_id: str) -> dict[str, Any]:
+    details = getattr(exc, "details", [])
+    return {
+        "error": {
+            "type": error_type,
+            "message": getattr(exc, "message", ""),
+            "details": details,
+            "request_id": request_id,
+        }
+    }
+
+
+_INTERNAL = "the model could not answer this request; it has been logged"
+
+
+def lambda_handler(event: Any, context: Any = None) -> dict[str, Any]:
+    global _cold
+    cold, _cold = _cold, False
+    started = time.perf_counter()
+    request_id = getattr(context, "aws_request_id", None) or str(uuid.uuid4())
+    proxy = proxy_events.is_proxy(event)
     try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError as exc:
-        reason = str(exc)
-        raise InputValidationError(
-            f"the request body is not valid JSON: {reason}", [{"row": None, "field": "body", "reason": reason}]
-        ) from None
+        body, rows, defects, captured = _answer(event, proxy, request_id)
+        if rows:
+            body["processing_time_ms"] = round((time.perf_counter() - started) * 1e3, 3)
+        _emit(request_id, started, cold, "ok", 200, rows, defects, captured=captured)
+        status = 200
+    except Exception as exc:
+        status, error_type = _status_of(exc)
+        if status == 500:
+            logger.exception("unexpected error, request_id=%s", request_id)
+            body = {"error": {"type": error_type, "message": _INTERNAL, "details": [], "request_id": request_id}}
+        else:
+            body = _error_body(exc, error_type, request_id)
+            _debug_payload(request_id, event)
+        _emit(request_id, started, cold, "rejected" if status < 500 else "error", status, 0, 0, error_type)
+    return _respond(proxy, status, body, request_id)
 
 
-class _HttpError(InputValidationError):
-    def __init__(self, status: int, error_type: str, message: str) -> None:
-        super().__init__(message, [])
-        self.status_code = status
-        self.error_type = error_type
+def _respond(proxy: bool, status: int, body: dict[str, Any], request_id: str) -> dict[str, Any]:
+    """Respond step: a proxy response (status, headers, JSON body) or, for direct invocations, the object itself
+    (with ``statusCode`` on errors)."""
+    if proxy:
+        return {"statusCode": status, "headers": {**_HEADERS, "X-Request-Id": request_id}, "body": _dumps(body)}
+    if status != 200:
+        body["statusCode"] = status
+    return body
 
 
-def _proxy_request(event: dict) -> tuple[str, str, object]:
-    """(method, path, parsed body or None) of an API Gateway v1/v2 or Function URL event."""
-    http = event.get("requestContext", {}).get("http")
-    if isinstance(http, dict):  # payload 2.0 and Function URLs
-        method, path = http.get("method", ""), event.get("rawPath") or http.get("path", "")
-    else:
-        method, path = event.get("httpMethod", ""), event.get("path") or ""
-    method = str(method).upper()
-    body = event.get("body")
-    if body is None or method != "POST":
-        return method, path, None
-    if not isinstance(body, str):
-        raise InputValidationError("the request body must be a JSON string", [{"field": "body", "reason": "not text"}])
-    if len(body) > MAX_BODY_BYTES * (4 / 3 if event.get("isBase64Encoded") else 1):
-        raise PayloadTooLargeError(
-            f"the request body is over {MAX_BODY_BYTES} bytes; send fewer rows per request",
-            [{"row": None, "field": "body", "reason": f"{len(body)} bytes"}],
-        )
-    if event.get("isBase64Encoded"):
-        try:
-            raw = base64.b64decode(body, validate=True)
-        except (binascii.Error, ValueError):
-            raise InputValidationError(
-                "the request body is marked base64 but does not decode", [{"field": "body", "reason": "bad base64"}]
-            ) from None
-        if len(raw) > MAX_BODY_BYTES:
-            raise PayloadTooLargeError(f"the request body is over {MAX_BODY_BYTES} bytes; send fewer rows per request")
-        return method, path, parse_json(raw)
-    return method, path, parse_json(body)
+def _dumps(body: dict[str, Any]) -> str:
+    """The response body as JSON text; never raises (client text that reached a message is escaped if need be)."""
+    try:
+        return orjson.dumps(body).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        return orjson.dumps(_printable_tree(body)).decode()
 
 
-def _error_body(exc: InputValidationError, request_id: str) -> dict[str, Any]:
-    return {"error": {"type": exc.error_type, "message": exc.message, "details": exc.details, "request_id": request_id}}
+def _printable_tree(value: Any, depth: int = 0) -> Any:
+    """A copy of a response fragment whose strings are valid, printable UTF-8 (for the rare client text)."""
+    if depth > 20:
+        return "..."
+    if isinstance(value, str):
+        return proxy_events.printable(value, 1000)
+    if isinstance(value, dict):
+        return {proxy_events.printable(str(k), 200): _printable_tree(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_printable_tree(v, depth + 1) for v in value]
+    return value
+
+
+def _debug_payload(request_id: str, event: Any) -> None:
+    """At DEBUG, the rejected payload (at most 4 KiB); logging never raises, whatever the payload holds."""
+    if LOG_LEVEL != "DEBUG":
+        return
+    try:
+        text = orjson.dumps({"request_id": request_id, "event": event}, default=str, option=orjson.OPT_NON_STR_KEYS)
+        preview = text[:4096].decode("utf-8", "replace")
+    except Exception:  # too deep, a 65-bit integer, a lone surrogate: a bounded repr instead
+        preview = f"request_id={request_id} event={proxy_events.printable(reprlib.repr(event), 4096)}"
+    logger.debug(preview)
 
 
 def _emf_directives(ok: bool, cold: bool) -> list[dict[str, Any]]:
@@ -181,6 +266,7 @@ _EMF_DIRECTIVES = {(ok, cold): _emf_directives(ok, cold) for ok in (True, False)
 def _emit(
     request_id: str,
     started: float,
+    cold: bool,
     outcome: str,
     status: int,
     rows: int,
@@ -190,7 +276,6 @@ def _emit(
 ) -> None:
     """One line per request: a structured log record and a CloudWatch EMF document, then the capture lines
     (written in the same call: a second write cost ~4 us in a warm request)."""
-    global _cold
     latency_ms = round((time.perf_counter() - started) * 1e3, 3)
     record: dict[str, Any] = {
         "level": "INFO" if status < 500 else "ERROR",
@@ -208,69 +293,7 @@ def _emit(
         record["DefectPredictions"], record["NormalPredictions"] = defects, rows - defects
     else:
         record["ErrorType"], record["Errors"] = error, 1
-    if _cold:
+    if cold:
         record["ColdStart"] = 1
-    record["_aws"] = {"Timestamp": int(time.time() * 1000), "CloudWatchMetrics": _EMF_DIRECTIVES[status < 400, _cold]}
-    _cold = False
+    record["_aws"] = {"Timestamp": int(time.time() * 1000), "CloudWatchMetrics": _EMF_DIRECTIVES[status < 400, cold]}
     sys.stdout.write((orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE) + captured).decode())
-
-
-def lambda_handler(event: Any, context: Any = None) -> dict[str, Any]:
-    started = time.perf_counter()
-    request_id = getattr(context, "aws_request_id", None) or str(uuid.uuid4())
-    proxy = isinstance(event, dict) and ("requestContext" in event or "httpMethod" in event or "rawPath" in event)
-    rows = defects = 0
-    captured = b""
-    try:
-        if proxy:
-            method, path, payload = _proxy_request(event)
-            route = path.rstrip("/").rsplit("/", 1)[-1]
-            if route == "health":
-                if method != "GET":
-                    raise _HttpError(405, "MethodNotAllowed", f"{method} {path}: /health answers GET")
-                body, status = health(), 200
-            elif route == "predict":
-                if method != "POST":
-                    raise _HttpError(405, "MethodNotAllowed", f"{method} {path}: /predict answers POST")
-                if payload is None:
-                    raise InputValidationError(
-                        "POST /predict needs a JSON body", [{"field": "body", "reason": "missing"}]
-                    )
-                body, rows, defects, captured = predict_payload(payload, request_id)
-                status = 200
-            else:
-                raise _HttpError(404, "NotFound", f"no route for {method} {path}; use POST /predict or GET /health")
-        else:
-            body, rows, defects, captured = predict_payload(event, request_id)
-            status = 200
-        if rows:
-            body["processing_time_ms"] = round((time.perf_counter() - started) * 1e3, 3)
-        _emit(request_id, started, "ok", status, rows, defects, captured=captured)
-    except InputValidationError as exc:
-        status, body = exc.status_code, _error_body(exc, request_id)
-        _emit(request_id, started, "rejected", status, rows, 0, exc.error_type)
-        if LOG_LEVEL == "DEBUG":
-            logger.debug(
-                orjson.dumps({"request_id": request_id, "event": event}, default=str)[:4096].decode("utf-8", "replace")
-            )
-    except Exception:
-        logger.exception("unexpected error, request_id=%s", request_id)
-        status = 500
-        body = {
-            "error": {
-                "type": "InternalError",
-                "message": "the model could not answer this request; it has been logged",
-                "details": [],
-                "request_id": request_id,
-            }
-        }
-        _emit(request_id, started, "error", status, rows, 0, "InternalError")
-    if proxy:
-        return {
-            "statusCode": status,
-            "headers": {**_HEADERS, "X-Request-Id": request_id},
-            "body": orjson.dumps(body).decode(),
-        }
-    if status != 200:
-        body["statusCode"] = status
-    return body

@@ -1,7 +1,8 @@
 """``make monitor-demo``: eight weeks of simulated production through the real handler, then the monitor.
 
-1. Derive the monitoring fields for ``models_onnx/v1.0`` into ``OUT/model`` (``monitor.reference_stats``), trained
-   at the simulation's start.
+1. Copy ``models_onnx/v1.0`` into ``OUT/model`` with its ``trained_at`` moved to the simulation's start (the
+   simulated clock starts when the model was trained; ``trained_at`` is not a serving field, so the copy still
+   loads).
 2. Weeks 1-4: the training plant. From week 5 (``convert.dataset.Drift``): a degrading vacuum and a hydrogen sensor
    whose calibration shifts, both growing week by week.
 3. Every part goes through ``handler.lambda_handler`` with ``CAPTURE_PREDICTIONS=true`` and an ``inference_id``
@@ -19,7 +20,9 @@ import argparse
 import contextlib
 import gzip
 import io
+import json
 import os
+import shutil
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -155,6 +158,17 @@ def weekly_table(con, ref, inputs: dict) -> list[dict]:  # type: ignore[no-untyp
     return reports
 
 
+def trained_on(model_dir: Path, out_dir: Path, when: datetime) -> Path:
+    """A copy of ``model_dir`` whose manifest says it was trained at ``when`` (the simulation's clock)."""
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    shutil.copytree(model_dir, out_dir)
+    manifest = json.loads((out_dir / "manifest.json").read_text())
+    manifest["trained_at"] = when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return out_dir
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m monitor.demo",
@@ -167,11 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     out: Path = args.out
     sys.path[:0] = [str(REPO), str(REPO / "lambda")]
 
-    from monitor import reference_stats
-
-    model_dir = reference_stats.augment(
-        REPO / "models_onnx" / "v1.0", out / "model" / "v1.0", reference_stats.dataset_csv(), START
-    )
+    model_dir = trained_on(REPO / "models_onnx" / "v1.0", out / "model" / "v1.0", START)
     os.environ["MODEL_PATH"] = str(model_dir)
     os.environ["CAPTURE_PREDICTIONS"] = "true"
     import handler

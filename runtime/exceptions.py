@@ -1,4 +1,4 @@
-"""Errors raised by the serving path. The Lambda layer maps them to HTTP status codes."""
+"""Errors raised by the serving path. They say what is wrong; the Lambda layer alone decides HTTP status codes."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ class ModelArtifactError(RuntimeError):
     """The model folder is missing, incomplete, corrupt, or does not match its manifest."""
 
 
+class ConfigurationError(ValueError):
+    """An environment setting has a value the serving path cannot use; raised at INIT, never on a request."""
+
+
 class InputValidationError(ValueError):
     """A request cannot be predicted on; ``details`` lists what is wrong (field, row, reason)."""
-
-    status_code = 400
-    error_type = "InvalidInput"
 
     def __init__(self, message: str, details: list[dict] | None = None) -> None:
         super().__init__(message)
@@ -22,9 +23,10 @@ class InputValidationError(ValueError):
 class PayloadTooLargeError(InputValidationError):
     """The request body or the batch is larger than the configured limit."""
 
-    status_code = 413
-    error_type = "PayloadTooLarge"
+
+class OutOfEnvelopeError(InputValidationError):
+    """A reading lies beyond the envelope the model answers (the manifest's ``envelope_widths``)."""
 
 
-class ConfigurationError(ValueError):
-    """An environment setting has a value the serving path cannot use; raised at INIT, never on a request."""
+class NonFiniteOutputError(InputValidationError):
+    """The model produced a non-finite number for these readings; never served as a prediction."""

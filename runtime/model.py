@@ -16,8 +16,8 @@ import numpy as np
 import onnxruntime as ort
 
 from runtime import artifacts
-from runtime.exceptions import ModelArtifactError
-from runtime.validation import check_matrix
+from runtime.exceptions import ModelArtifactError, NonFiniteOutputError
+from runtime.validation import check_envelope, check_matrix
 
 
 def session_options(
@@ -84,6 +84,8 @@ class Model:
         self.n_features = len(self.feature_names)
         self.train_min = np.array([f["min"] for f in features], dtype=np.float64)
         self.train_max = np.array([f["max"] for f in features], dtype=np.float64)
+        low, high = artifacts.envelope(manifest)
+        self.envelope = (np.array(low, dtype=np.float64), np.array(high, dtype=np.float64))
         self.threshold = float(manifest["threshold"])
         self.model_version: str = manifest["model_version"]
         self.input_name = artifacts.INPUT.name
@@ -104,6 +106,12 @@ class Model:
                 f"{self.graph_file}: graph inputs {inputs} / outputs {outputs}; expected "
                 f"[{artifacts.INPUT.name!r}] / {list(artifacts.OUTPUT_NAMES)}"
             )
+        width = self.session.get_inputs()[0].shape[-1]
+        if width != len(self.manifest["features"]):
+            raise ModelArtifactError(
+                f"{artifacts.MANIFEST_FILE}: features lists {len(self.manifest['features'])} features; the graph "
+                f"{self.graph_file} reads {width}"
+            )
         embedded = self.session.get_modelmeta().custom_metadata_map.get(artifacts.SERVING_KEY)
         if embedded is None:
             raise ModelArtifactError(f"{self.graph_file} carries no {artifacts.SERVING_KEY!r}; re-run make convert")
@@ -115,8 +123,19 @@ class Model:
 
     def raw_predict(self, X: np.ndarray) -> list[np.ndarray]:
         """The session's outputs ``[probability, label, latent, attention]`` for a checked, C-contiguous
-        (n, n_features) float64 ``X``; no validation (callers validate first)."""
-        return self._run(self._output_names, {self.input_name: X}, None)
+        (n, n_features) float64 ``X`` inside the envelope (callers validate first).
+
+        Raises ``NonFiniteOutputError`` rather than return a non-finite number: no class is ever computed from one.
+        """
+        outs = self._run(self._output_names, {self.input_name: X}, None)
+        # One reduction per output: a NaN or infinity anywhere makes the sum non-finite (sums of these magnitudes
+        # cannot overflow float32 on their own).
+        if not (np.isfinite(outs[0].sum()) and np.isfinite(outs[2].sum()) and np.isfinite(outs[3].sum())):
+            raise NonFiniteOutputError(
+                "the model cannot give a finite answer for these readings; check them against the training ranges",
+                [{"row": int(r), "field": None, "reason": "non-finite model output"} for r in _bad_rows(outs)],
+            )
+        return outs
 
     def predict(self, X: Any) -> dict[str, np.ndarray]:
         """Predict for ``X`` of shape (n, n_features), raw readings in manifest feature order.
@@ -125,10 +144,17 @@ class Model:
         -------
         dict with ``probability`` (n,) float32, ``label`` (n,) int64 (probability >= threshold),
         ``latent`` (n, 12) float32 and ``attention`` (n, n_features) float32 (per-feature attention, rows sum
-        to 1).
+        to 1). Raises ``InputValidationError`` (``OutOfEnvelopeError`` for a reading beyond the envelope) before
+        any compute, and ``NonFiniteOutputError`` instead of a non-finite answer.
         """
         X = check_matrix(X, self.n_features)
+        check_envelope(X, self.envelope, self.feature_names, batch=True)
         return dict(zip(artifacts.OUTPUT_NAMES, self.raw_predict(X), strict=True))
+
+
+def _bad_rows(outs: list[np.ndarray], limit: int = 10) -> list[int]:
+    bad = ~np.isfinite(outs[0]) | ~np.isfinite(outs[2]).all(axis=1) | ~np.isfinite(outs[3]).all(axis=1)
+    return np.flatnonzero(bad)[:limit].tolist()
 
 
 def load(

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from runtime.exceptions import InputValidationError, PayloadTooLargeError
+from runtime.exceptions import InputValidationError, OutOfEnvelopeError, PayloadTooLargeError
 
 MAX_LISTED = 10  # names listed in one message before "(+k more)"
 
@@ -162,11 +162,24 @@ def check_matrix(X: object, n_features: int) -> np.ndarray:
     return arr
 
 
-def range_warnings(X: np.ndarray, low: np.ndarray, high: np.ndarray, names: Sequence[str], batch: bool) -> list[dict]:
-    """Readings outside the training range: one ``{"row"?, "feature", "value", "range"}`` each."""
+def screen(
+    X: np.ndarray,
+    train: tuple[np.ndarray, np.ndarray],
+    envelope: tuple[np.ndarray, np.ndarray],
+    names: Sequence[str],
+    batch: bool,
+) -> list[dict]:
+    """Readings outside the training range: one ``{"row"?, "feature", "value", "range"}`` warning each.
+
+    A reading beyond the envelope (which holds the training range) is refused with ``OutOfEnvelopeError``; the
+    envelope is only looked at when some reading is outside the training range, so an ordinary row costs one
+    comparison pass.
+    """
+    low, high = train
     outside = (low > X) | (high < X)
     if not outside.any():
         return []
+    check_envelope(X, envelope, names, batch)
     out = []
     for r, c in zip(*np.nonzero(outside), strict=True):
         item: dict = {"feature": names[c], "value": float(X[r, c]), "range": [float(low[c]), float(high[c])]}
@@ -174,3 +187,26 @@ def range_warnings(X: np.ndarray, low: np.ndarray, high: np.ndarray, names: Sequ
             item = {"row": int(r), **item}
         out.append(item)
     return out
+
+
+def check_envelope(X: np.ndarray, envelope: tuple[np.ndarray, np.ndarray], names: Sequence[str], batch: bool) -> None:
+    """``OutOfEnvelopeError`` naming each reading beyond the envelope (feature, value, envelope, row)."""
+    low, high = envelope
+    beyond = np.argwhere((low > X) | (high < X))
+    if not beyond.size:
+        return
+    details = [
+        {
+            "row": int(r) if batch else None,
+            "field": names[c],
+            "reason": f"{float(X[r, c]):.6g} is beyond the envelope [{low[c]:.6g}, {high[c]:.6g}]",
+        }
+        for r, c in beyond[:MAX_LISTED]
+    ]
+    first = details[0]
+    more = f" (and {len(beyond) - 1} more)" if len(beyond) > 1 else ""
+    raise OutOfEnvelopeError(
+        _where(first["row"]) + f"feature {first['field']!r}: {first['reason']} of readings this model answers; "
+        f"check the sensor or its unit{more}",
+        details,
+    )

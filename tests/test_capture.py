@@ -136,13 +136,15 @@ def test_values_are_recorded_as_received(capture_on, capsys):
     assert '"Process_ClampingForce":8000,' in line
 
 
-def test_an_integer_past_64_bits_is_recorded_as_the_float_the_model_saw(capture_on, capsys):
+def test_an_integer_past_64_bits_is_refused_and_nothing_is_captured(capture_on, capsys):
+    """No feature's envelope reaches 2**64, so such a reading never gets as far as a capture line."""
     payload = event("direct_named.json")
     payload["features"]["Process_ClampingForce"] = 10**20
-    out, _, [record], _ = call(payload, capsys)
-    assert "prediction" in out
-    assert record["features"]["Process_ClampingForce"] == 1e20
-    assert record["out_of_range"] == ["Process_ClampingForce"]
+    out, log, records, _ = call(payload, capsys)
+    assert out["statusCode"] == 422
+    assert out["error"]["type"] == "ReadingOutOfEnvelope"
+    assert log["outcome"] == "rejected"
+    assert records == []
 
 
 def test_batch_mixes_wrappers_and_bare_rows(capture_on, capsys):

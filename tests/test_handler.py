@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -250,3 +251,52 @@ print("opened=" + ",".join(opened))
 def test_handler_imports_no_torch_sklearn_and_unpickles_nothing():
     proc = subprocess.run([sys.executable, "-c", AUDIT], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
     assert proc.stdout.splitlines()[-3:] == ["heavy=", "unpickled=", "opened="]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("MODEL_VERSION", "../../../tmp/x", "MODEL_VERSION must look like v1.0"),
+        ("MODEL_VERSION", "/tmp/impostor", "MODEL_VERSION must look like v1.0"),
+        ("MODEL_VERSION", "v1.0/../../x", "MODEL_VERSION must look like v1.0"),
+        ("LOG_LEVEL", "LOUD", "LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR"),
+        ("MAX_BATCH_SIZE", "-5", "MAX_BATCH_SIZE must be a positive integer"),
+        ("MAX_BODY_BYTES", "1MB", "MAX_BODY_BYTES must be a positive integer"),
+    ],
+)
+def test_a_bad_setting_fails_init_naming_the_variable(variable, value, message):
+    env = {k: v for k, v in os.environ.items() if k != "MODEL_PATH"} | {variable: value}
+    script = "import sys; sys.path[:0] = ['lambda', '.']; import handler"
+    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "ConfigurationError" in proc.stderr
+    assert message in proc.stderr
+
+
+def test_http_statuses_are_decided_by_the_handler_not_the_runtime():
+    import runtime.exceptions as errors
+
+    for name in ("InputValidationError", "PayloadTooLargeError", "OutOfEnvelopeError", "NonFiniteOutputError"):
+        assert not hasattr(getattr(errors, name), "status_code"), name
+    assert handler._status_of(errors.PayloadTooLargeError("x")) == (413, "PayloadTooLarge")
+    assert handler._status_of(errors.OutOfEnvelopeError("x")) == (422, "ReadingOutOfEnvelope")
+    assert handler._status_of(errors.NonFiniteOutputError("x")) == (422, "NonFiniteOutput")
+    assert handler._status_of(errors.InputValidationError("x")) == (400, "InvalidInput")
+    assert handler._status_of(KeyError("x")) == (500, "InternalError")
+
+
+def test_a_non_finite_model_output_is_a_422_never_an_answer(monkeypatch):
+    import numpy as np
+
+    run = handler.MODEL._run
+
+    def poisoned(names, feed, options):
+        outs = run(names, feed, options)
+        outs[2][:, 3] = np.nan
+        return outs
+
+    monkeypatch.setattr(handler.MODEL, "_run", poisoned)
+    status, body, _ = invoke(load_event("rest_predict.json"))
+    assert status == 422
+    assert body["error"]["type"] == "NonFiniteOutput"
+    assert "nan" not in json.dumps(body).lower()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import shutil
 import socket
 import subprocess
 import sys
@@ -127,10 +128,22 @@ def test_auc_interval_above_the_bootstrap_limit_uses_hanley_mcneil(monkeypatch):
 
 @pytest.fixture(scope="module")
 def augmented_model(tmp_path_factory):
-    """models_onnx/v1.0 with the monitoring fields derived from its training split (until make convert writes them)."""
-    from monitor.reference_stats import augment, dataset_csv
+    """models_onnx/v1.0, trained (as far as its manifest says) ten days before the test's first capture."""
+    from monitor.demo import trained_on
 
-    return augment(ONNX_DIR, tmp_path_factory.mktemp("model") / "v1.0", dataset_csv(), T0 - timedelta(days=10))
+    return trained_on(ONNX_DIR, tmp_path_factory.mktemp("model") / "v1.0", T0 - timedelta(days=10))
+
+
+@pytest.fixture(scope="module")
+def unmonitored_model(tmp_path_factory):
+    """A model folder converted before the manifest carried the monitoring fields."""
+    folder = tmp_path_factory.mktemp("old") / "v1.0"
+    shutil.copytree(ONNX_DIR, folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    for key in ("trained_at", "prediction_quantiles"):
+        manifest.pop(key)
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder
 
 
 @pytest.fixture(scope="module")
@@ -429,10 +442,10 @@ def test_too_few_labels_leave_f1_out_of_the_metrics_and_say_so(tmp_path, handler
     assert "not plotted" in (out / "report.html").read_text()
 
 
-def test_cli_errors_name_the_problem_and_exit_2(tmp_path, handler_captures, augmented_model, capsys):
+def test_cli_errors_name_the_problem_and_exit_2(tmp_path, handler_captures, augmented_model, unmonitored_model, capsys):
     common = ["--labels", handler_captures / "labels.jsonl", "--out", tmp_path / "r"]
-    assert _run("--captures", handler_captures / "stdout.log", "--model", ONNX_DIR, *common) == C.EXIT_USAGE
-    assert "make convert" in capsys.readouterr().err  # the shipped v1.0 predates the monitoring fields
+    assert _run("--captures", handler_captures / "stdout.log", "--model", unmonitored_model, *common) == C.EXIT_USAGE
+    assert "make convert" in capsys.readouterr().err
     assert _run("--captures", tmp_path / "nothing-here", "--model", augmented_model, *common) == C.EXIT_USAGE
     assert "no such file or folder" in capsys.readouterr().err
     bad = tmp_path / "bad.csv"
@@ -464,9 +477,9 @@ def test_help_lists_the_exit_codes():
     assert "20 rollback" in proc.stdout
 
 
-def test_manifest_without_monitoring_fields_says_how_to_fix():
+def test_manifest_without_monitoring_fields_says_how_to_fix(unmonitored_model):
     with pytest.raises(ManifestError, match=r"trained_at.*make convert"):
-        load_reference(ONNX_DIR)
+        load_reference(unmonitored_model)
 
 
 def test_window_replay_counts_only_labels_known_by_then(tmp_path, ref, rows):

@@ -35,11 +35,13 @@ def test_pinned_onnxruntime_loads_the_shipped_artifact(model):
     assert model.model_version == "v1.0_12D_GB"
 
 
-def test_session_is_single_threaded_without_spinning():
-    opts = runtime.model.session_options()
+def test_the_loaded_session_is_single_threaded_without_spinning(model):
+    opts = model.session.get_session_options()
     assert opts.intra_op_num_threads == 1
     assert opts.inter_op_num_threads == 1
+    assert opts.execution_mode == ort.ExecutionMode.ORT_SEQUENTIAL
     assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert opts.get_session_config_entry("session.inter_op.allow_spinning") == "0"
 
 
 def test_predict_shapes_and_dtypes(model):

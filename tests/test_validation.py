@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from runtime.exceptions import InputValidationError, PayloadTooLargeError
-from runtime.validation import check_matrix, range_warnings, rows_from_payload
+from runtime.exceptions import InputValidationError, OutOfEnvelopeError, PayloadTooLargeError
+from runtime.validation import check_matrix, rows_from_payload, screen
 
 NAMES = tuple(f"f{i:02d}" for i in range(30))
 ROW = {n: float(i) for i, n in enumerate(NAMES)}
@@ -95,10 +95,9 @@ def test_malformed_payloads(payload, message):
         rows_from_payload(payload, NAMES, 10)
 
 
-def test_oversized_batch_is_413():
-    with pytest.raises(PayloadTooLargeError, match="holds 11 rows; the limit is 10") as e:
+def test_oversized_batch_is_a_payload_too_large_error():
+    with pytest.raises(PayloadTooLargeError, match="holds 11 rows; the limit is 10"):
         rows_from_payload({"instances": [ROW] * 11}, NAMES, 10)
-    assert e.value.status_code == 413
 
 
 def test_check_matrix():
@@ -113,14 +112,27 @@ def test_check_matrix():
         check_matrix(np.zeros((0, 2)), 2)
 
 
-def test_range_warnings():
+WIDE = (np.array([-100.0, -100.0]), np.array([100.0, 100.0]))
+
+
+def test_readings_outside_the_training_range_are_warned():
     X = np.array([[0.0, 5.0], [2.0, 1.0]])
-    low, high = np.array([0.0, 0.0]), np.array([1.0, 4.0])
-    assert range_warnings(X, low, high, ("a", "b"), batch=True) == [
+    train = (np.array([0.0, 0.0]), np.array([1.0, 4.0]))
+    assert screen(X, train, WIDE, ("a", "b"), batch=True) == [
         {"row": 0, "feature": "b", "value": 5.0, "range": [0.0, 4.0]},
         {"row": 1, "feature": "a", "value": 2.0, "range": [0.0, 1.0]},
     ]
-    assert range_warnings(X[:1], low, high, ("a", "b"), batch=False) == [
-        {"feature": "b", "value": 5.0, "range": [0.0, 4.0]}
-    ]
-    assert range_warnings(np.array([[0.5, 1.0]]), low, high, ("a", "b"), batch=False) == []
+    assert screen(X[:1], train, WIDE, ("a", "b"), batch=False) == [{"feature": "b", "value": 5.0, "range": [0.0, 4.0]}]
+    assert screen(np.array([[0.5, 1.0]]), train, WIDE, ("a", "b"), batch=False) == []
+
+
+def test_readings_beyond_the_envelope_are_refused_naming_feature_value_and_envelope():
+    train = (np.array([0.0, 0.0]), np.array([1.0, 4.0]))
+    X = np.array([[0.5, 1.0], [0.5, 1.0], [-250.0, 1e9]])
+    with pytest.raises(
+        OutOfEnvelopeError, match=r"instances\[2\]: feature 'a': -250 is beyond the envelope \[-100, 100\]"
+    ) as e:
+        screen(X, train, WIDE, ("a", "b"), batch=True)
+    assert [(d["row"], d["field"]) for d in e.value.details] == [(2, "a"), (2, "b")]
+    assert "(and 1 more)" in e.value.message
+    assert screen(np.array([[100.0, -100.0]]), train, WIDE, ("a", "b"), batch=False)  # on the edge: answered

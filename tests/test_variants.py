@@ -88,7 +88,7 @@ def _train_and_convert(tmp: Path, name: str, train_args: list[str], env: dict[st
 
 def test_honest_retrains_all_certify_and_publish(tmp_path):
     variants = _variants(tmp_path)
-    with ThreadPoolExecutor(max_workers=2) as pool:
+    with ThreadPoolExecutor(max_workers=max(2, min(len(variants), os.cpu_count() or 2))) as pool:
         results = list(pool.map(lambda kv: _train_and_convert(tmp_path, kv[0], *kv[1]), variants.items()))
     failed = [r for r in results if not r["ok"]]
     assert not failed, "\n\n".join(f"== {r['name']}\n{r['log']}" for r in failed)
