@@ -52,18 +52,11 @@ def certification_data(reference, explicit: Path | None) -> Path:
     return dataset.DEFAULT_CSV
 
 
-def export_graph(reference, serving_json: str):
+def export_graph(reference, fields: dict):
     """Step 1: scaler + encoder + GB -> one standard ONNX graph carrying its serving fields."""
     from convert import export
 
-    fused = export.fuse(
-        export.export_scaler(reference.scaler),
-        export.export_encoder(reference.autoencoder),
-        export.export_gb(reference.gb),
-        reference.threshold,
-    )
-    export.embed_serving(fused, serving_json)
-    return fused
+    return export.export(reference.scaler, reference.autoencoder, reference.gb, reference.threshold, fields)
 
 
 def write_graphs(model, folder: Path, ort_cache: bool) -> tuple[dict, dict]:
@@ -203,8 +196,8 @@ def convert(opts: Options) -> int:
         log(f"error: cannot load the originals in {src}: {type(exc).__name__}: {exc}")
         return 2
     fields = manifest.fields(reference, opts.version, LATENT_DIM)
-    log("[2/4] exporting scaler (skl2onnx, float64 Sub/Div), encoder (torch.onnx, dynamo), GB (skl2onnx); fusing")
-    model = export_graph(reference, artifacts.canonical_json(artifacts.serving_fields(fields)))
+    log("[2/4] writing the graph: scaler (float64 Sub/Div), encoder (folded attention), GB (skl2onnx's trees)")
+    model = export_graph(reference, fields)
     with originals.staging(opts.out_root, opts.version) as staging:
         files, graph = write_graphs(model, staging, opts.ort_cache)
         doc = {**fields, "files": files, "graph": graph, "converted_with": manifest.converted_with()}

@@ -31,7 +31,7 @@ def fused(reference, fields):
     """The honest fused graph of the shipped originals (export only, nothing published)."""
     from convert.__main__ import export_graph
 
-    return export_graph(reference, artifacts.canonical_json(artifacts.serving_fields(fields)))
+    return export_graph(reference, fields)
 
 
 @pytest.fixture(scope="module")
@@ -86,64 +86,77 @@ def _node(model, op_type=None, name=None):
 
 
 def perturbed_leaf(model):
-    node = _node(model, "TreeEnsembleClassifier")
-    weights = next(a for a in node.attribute if a.name == "class_weights")
+    node = _node(model, "TreeEnsembleRegressor")
+    weights = next(a for a in node.attribute if a.name == "target_weights")
     weights.floats[5] += 0.5  # one leaf of one tree, off by half a logit
     return model
 
 
+def _replace(model, name, value):
+    init = next(i for i in model.graph.initializer if i.name == name)
+    init.CopyFrom(numpy_helper.from_array(value, name))
+
+
 def shifted_threshold(model):
-    init = next(i for i in model.graph.initializer if i.name == "glue/threshold")
-    init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) + np.float32(0.02), init.name))
+    _replace(model, "threshold", np.array(0.27, dtype=np.float32))
     return model
 
 
-def wrong_class_column(model):
-    model.graph.initializer.append(numpy_helper.from_array(np.array([0], dtype=np.int64), "bug/zero"))
-    gather = _node(model, name="glue/pick_defect")
-    gather.input[1] = "bug/zero"  # P(normal) served as P(defect)
-    return model
+def probability_of_a_normal_part(model):
+    """1 - p served as p: the score negated before the Sigmoid."""
+    model.graph.node.insert(0, helper.make_node("Neg", ["score"], ["bug/neg"], name="bug/neg"))
+    _node(model, "Sigmoid", name="p_column").input[0] = "bug/neg"
+    return _sorted(model)
 
 
 def swapped_features(model):
     perm = np.arange(30, dtype=np.int64)
     perm[[0, 1]] = perm[[1, 0]]
     model.graph.initializer.append(numpy_helper.from_array(perm, "bug/perm"))
-    ident = _node(model, name="glue/input")
-    ident.op_type = "Gather"
-    ident.input.append("bug/perm")
-    ident.attribute.append(helper.make_attribute("axis", 1))
+    model.graph.node.insert(0, helper.make_node("Gather", ["features", "bug/perm"], ["bug/swapped"], axis=1))
+    _node(model, "Sub").input[0] = "bug/swapped"
     return model
 
 
 def float32_scaler(model):
     """Sub/Div in float32 after casting the raw readings, as a naive scaler export would do."""
-    sub = _node(model, "Sub")
-    div = _node(model, "Div")
-    for name in (sub.input[1], div.input[1]):
+    for name in ("scaler_mean", "scaler_scale"):
         init = next(i for i in model.graph.initializer if i.name == name)
-        init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float32), name))
-    ident = _node(model, name="glue/input")
-    ident.op_type = "Cast"
-    ident.attribute.append(helper.make_attribute("to", TensorProto.FLOAT))
+        _replace(model, name, numpy_helper.to_array(init).astype(np.float32))
+    for name in ("clip_low", "clip_high"):
+        init = next(i for i in model.graph.initializer if i.name == name)
+        _replace(model, name, numpy_helper.to_array(init).astype(np.float32))
+    model.graph.node.insert(0, helper.make_node("Cast", ["features"], ["bug/f32"], to=TensorProto.FLOAT))
+    _node(model, "Sub").input[0] = "bug/f32"
     del model.graph.value_info[:]
     return model
 
 
 def nudged_encoder_weight(model):
-    """One encoder weight matrix scaled by 1 + 1e-4: a subtle export bug no label would show on most rows."""
-    init = max(
-        (i for i in model.graph.initializer if i.name.startswith("encoder/") and i.data_type == TensorProto.FLOAT),
-        key=lambda i: np.prod(i.dims),
-    )
-    init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * np.float32(1 + 1e-4), init.name))
+    """The first MLP layer's weights scaled by 1 + 1e-4: a subtle export bug no label would show on most rows."""
+    init = next(i for i in model.graph.initializer if i.name == "w0")
+    _replace(model, "w0", numpy_helper.to_array(init) * np.float32(1 + 1e-4))
+    return model
+
+
+def _sorted(model):
+    """Nodes in an order where each input is produced before it is read (the Neg must follow the trees)."""
+    produced = {i.name for i in model.graph.input} | {i.name for i in model.graph.initializer}
+    pending, ordered = list(model.graph.node), []
+    while pending:
+        ready = next(n for n in pending if all(i in produced or not i for i in n.input))
+        ordered.append(ready)
+        produced.update(ready.output)
+        pending.remove(ready)
+    del model.graph.node[:]
+    model.graph.node.extend(ordered)
     return model
 
 
 BUGS = {
     "a perturbed leaf": (perturbed_leaf, "are no tie"),
     "a shifted threshold": (shifted_threshold, "labels"),
-    "the wrong class column": (wrong_class_column, "are no tie"),
+    "the probability of a normal part": (probability_of_a_normal_part, "are no tie"),
     "a wrong feature order": (swapped_features, "latent error"),
     "a float32 scaler": (float32_scaler, "are no tie"),
     "an encoder weight off by 1e-4": (nudged_encoder_weight, "latent error"),

@@ -80,15 +80,30 @@ def test_shipped_metrics_are_in_the_expected_range(reference):
     assert 0.05 <= reference.threshold <= 0.95
 
 
-def test_export_rewrite_of_the_encoder_computes_the_same_function(reference):
+def test_the_folded_attention_constants_compute_encode_s_attention_exactly(reference):
+    """In float64, queries, keys and values affine in each reading give AutoEncoder.encode's residual and attention
+    (convert/graph.py folds them; here they are evaluated with numpy against the double torch encoder)."""
+    import copy
+
     import torch
 
-    from convert.model import EncoderForExport, feature_attention
+    from convert.graph import attention_constants
+    from convert.model import feature_attention
 
-    fast = EncoderForExport(reference.autoencoder).eval()
-    x = torch.randn(256, 30, generator=torch.Generator().manual_seed(0)) * 1.5
+    ae = reference.autoencoder
+    k = attention_constants(ae)
+    x = np.random.default_rng(0).standard_normal((64, 30)) * 2
+    qv = x[:, None, :, None] * k["qv_slope"].astype(np.float64) + k["qv_offset"].astype(np.float64)
+    kt = x[:, None, None, :] * k["kt_slope"].astype(np.float64) + k["kt_offset"].astype(np.float64)
+    scores = qv[..., :4] @ kt
+    p = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    p /= p.sum(axis=-1, keepdims=True)
+    r = (p @ qv[..., 4:]).sum(axis=(1, 3)) + k["readout_bias"]
+    ae64 = copy.deepcopy(ae).double().eval()
     with torch.no_grad():
-        latent, weights = reference.autoencoder.encode(x)
-        fast_latent, fast_attention = fast(x)
-    torch.testing.assert_close(fast_latent, latent, rtol=0, atol=2e-5)
-    torch.testing.assert_close(fast_attention, feature_attention(weights), rtol=0, atol=1e-6)
+        tokens = torch.from_numpy(x).unsqueeze(-1) * ae64.token_weight + ae64.token_bias
+        attended, weights = ae64.attention(tokens, tokens, tokens, need_weights=True, average_attn_weights=True)
+        residual = ae64.readout(attended).squeeze(-1).numpy()
+    # the constants are rounded to float32 once: agreement to float32 precision, not beyond
+    np.testing.assert_allclose(r, residual, rtol=0, atol=2e-5)
+    np.testing.assert_allclose(p.mean(axis=(1, 2)), feature_attention(weights).numpy(), rtol=0, atol=1e-6)
