@@ -31,6 +31,7 @@ from typing import Any
 import orjson
 
 import runtime
+from runtime.confidence import confidence_rule
 from runtime.exceptions import InputValidationError, PayloadTooLargeError
 from runtime.validation import range_warnings, rows_from_payload
 
@@ -56,17 +57,10 @@ MODEL = runtime.load(MODEL_PATH)  # INIT: a broken model folder fails here, not 
 
 _NAMES = MODEL.feature_names
 _TRAIN_MIN, _TRAIN_MAX = MODEL.train_min, MODEL.train_max
-_THRESHOLD = MODEL.threshold
-_BANDS = MODEL.manifest["confidence_bands"]
-_HIGH, _MEDIUM = float(_BANDS["high"]), float(_BANDS["medium"])
 _PERFORMANCE = {k: MODEL.manifest["metrics"][k] for k in ("f1_score", "roc_auc", "accuracy")}
 _HEADERS = {"Content-Type": "application/json"}
+_confidence = confidence_rule(MODEL.manifest)  # the band rule the batch scorer shares
 _cold = True
-
-
-def _confidence(p: float) -> str:
-    room = (p - _THRESHOLD) / (1.0 - _THRESHOLD) if p >= _THRESHOLD else (_THRESHOLD - p) / _THRESHOLD
-    return "high" if room >= _HIGH else "medium" if room >= _MEDIUM else "low"
 
 
 def _row_result(p: float, label: int, latent: list[float], attention: list[float]) -> dict[str, Any]:
