@@ -18,7 +18,7 @@ FORCE_FLAG := $(if $(filter 1 yes true,$(FORCE)),--force,)
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-$(STAMP): requirements-runtime.txt requirements-convert.txt requirements-dev.txt
+$(STAMP): requirements-runtime.txt requirements-convert.txt requirements-batch.txt requirements-compare.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@touch $@

@@ -24,3 +24,7 @@ class PayloadTooLargeError(InputValidationError):
 
     status_code = 413
     error_type = "PayloadTooLarge"
+
+
+class BatchInputError(ValueError):
+    """A batch-scoring input or output cannot be used as given (format, columns, types); nothing was written."""
