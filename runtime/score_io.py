@@ -32,6 +32,7 @@ REASON = "__reject_reason"  # travels with a scored chunk from the scoring step 
 ROW, WHY = "row", "reason"  # the rejects file's first two columns
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 MAX_REASONS = 3  # bad readings named per rejected row
+CSV_BLOCK_BYTES = 1 << 22  # Arrow parses a CSV this much at a time (~23k rows of 30 readings)
 
 
 def require(module: str) -> Any:
@@ -106,11 +107,14 @@ def read_chunks(path: str, chunk_rows: int) -> tuple[pa.Schema, Iterator[pa.Tabl
     pacsv = require("pyarrow.csv")
     names = csv_header(path)
     schema = pa.schema([(n, pa.string()) for n in names])
-    reader = pacsv.open_csv(
-        path,
-        read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=1 << 22),
-        convert_options=pacsv.ConvertOptions(column_types=schema, strings_can_be_null=False),
-    )
+    try:
+        reader = pacsv.open_csv(
+            path,
+            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=CSV_BLOCK_BYTES),
+            convert_options=pacsv.ConvertOptions(column_types=schema, strings_can_be_null=False),
+        )
+    except pa.ArrowInvalid as exc:  # a malformed row in the first block
+        raise BatchInputError(f"{path}: {exc}") from None
     return schema, rechunk(_csv_batches(path, reader), schema, chunk_rows), count_lines(path) - 1
 
 

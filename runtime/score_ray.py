@@ -40,7 +40,7 @@ class Scorer:
 
 def _dataset(ray: Any, path: str, names: list[str] | None) -> Any:
     # Reading reserves no CPU: the scoring actors hold one each, and a read waiting for a free CPU would wait for
-    # ever when the actors hold them all (seen with --workers equal to the instance's CPUs).
+    # ever when they hold them all (measured with --workers equal to the instance's CPUs); reads are light.
     if score_io.table_format(path) == "parquet":
         return ray.data.read_parquet(path, num_cpus=0)
     pa, pacsv = score_io.require("pyarrow"), score_io.require("pyarrow.csv")
@@ -56,8 +56,10 @@ def _dataset(ray: Any, path: str, names: list[str] | None) -> Any:
 
 
 def _connect(ray: Any, address: str | None, workers: int) -> None:
-    """Join ``address``, or start a private local instance with ``workers`` CPUs. The actors get this package
-    through ``py_modules`` (the cluster's nodes need not have the repository)."""
+    """Join ``address``, or start a private local instance with ``workers`` CPUs, shipping this package to the
+    actors (``py_modules``: cluster nodes need not have the repository). A Ray that the caller started already
+    is used as it is: its runtime environment must make ``runtime`` importable (e.g. ``ray job submit
+    --working-dir .``)."""
     import logging
 
     import runtime
@@ -70,6 +72,9 @@ def _connect(ray: Any, address: str | None, workers: int) -> None:
             ray.init(num_cpus=workers, include_dashboard=False, runtime_env=env, logging_level=logging.WARNING)
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True  # the driver numbers rejects and writes rows in input order
+    # Ray 2.60's V2 file reader adds a ListFiles step that needs a whole CPU; with one actor per CPU it waits for
+    # ever (measured on Parquet, --workers equal to the instance's CPUs). The V1 reader honours num_cpus=0.
+    context.use_datasource_v2 = False
     context.enable_progress_bars = False  # the scorer's own bar counts written rows
     logging.getLogger("ray.data").setLevel(logging.WARNING)
 
