@@ -53,34 +53,49 @@ _worker: dict[str, Any] = {}  # per worker process: its model and band rule, bui
 
 
 def _init_worker(model_dir: str, prefix: str) -> None:
-    model = runtime.load(model_dir)  # one single-threaded session per process (runtime.load's defaults)
+    try:
+        model = runtime.load(model_dir)  # one single-threaded session per process (runtime.load's defaults)
+    except ModelArtifactError as exc:
+        # Raised here, a pool would replace the dead worker for ever; raised from the first task, it reaches main.
+        _worker["error"] = exc
+        return
     _worker.update(model=model, band=confidence_rule(model.manifest), prefix=prefix)
 
 
-def _score_in_worker(table: pa.Table) -> pa.Table:
-    return score_io.score_table(_worker["model"], _worker["band"], table, _worker["prefix"])
+def _scores_in_worker(features: pa.Table) -> pa.Table:
+    if "error" in _worker:
+        raise _worker["error"]
+    return score_io.score_columns(_worker["model"], _worker["band"], features, _worker["prefix"])
 
 
 def score_local(chunks: Iterator[pa.Table], model_dir: str, workers: int, prefix: str) -> Iterator[pa.Table]:
-    """Scored chunks in input order. One worker scores in this process; more use a process pool with a bounded
+    """Scored chunks in input order. One worker scores in this process; more use a process pool that gets only
+    each chunk's feature columns and sends back only the scores (this process keeps the rest), with a bounded
     number of chunks in flight, so memory stays flat whatever the file size."""
     if workers == 1:
         _init_worker(model_dir, prefix)
-        yield from map(_score_in_worker, chunks)
+        if "error" in _worker:
+            raise _worker["error"]
+        for chunk in chunks:
+            yield score_io.with_scores(chunk, _scores_in_worker(chunk))
         return
     import multiprocessing
 
     for var in SINGLE_THREAD_ENV:  # inherited by the workers: no idle BLAS/OpenMP threads on shared cores
         os.environ.setdefault(var, "1")
+    features = [f["name"] for f in read_manifest(model_dir)["features"]]
     # spawn, not fork: the parent holds pyarrow's reader threads, which a forked child must not inherit.
     with multiprocessing.get_context("spawn").Pool(workers, _init_worker, (model_dir, prefix)) as pool:
         pending: collections.deque = collections.deque()
         for chunk in chunks:
-            pending.append(pool.apply_async(_score_in_worker, (score_io.compact(chunk),)))
+            job = pool.apply_async(_scores_in_worker, (score_io.compact(chunk, features),))
+            pending.append((chunk, job))
             if len(pending) >= workers * IN_FLIGHT_PER_WORKER:
-                yield pending.popleft().get()
+                done, job = pending.popleft()
+                yield score_io.with_scores(done, job.get())
         while pending:
-            yield pending.popleft().get()
+            done, job = pending.popleft()
+            yield score_io.with_scores(done, job.get())
 
 
 def write_scored(

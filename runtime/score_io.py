@@ -152,9 +152,10 @@ def rechunk(batches: Iterator[pa.RecordBatch], schema: pa.Schema, rows: int) -> 
         yield pa.Table.from_batches(pending, schema=schema)
 
 
-def compact(table: pa.Table) -> pa.Table:
-    """A copy holding only this table's rows: a slice pickles its parent's whole buffers otherwise."""
-    return table.take(np.arange(table.num_rows))
+def compact(table: pa.Table, columns: Sequence[str]) -> pa.Table:
+    """A copy of ``columns`` holding only this table's rows, to send to a worker process: a slice pickles its
+    parent's whole buffers otherwise."""
+    return table.select(list(columns)).take(np.arange(table.num_rows))
 
 
 def _column_values(column: Any, name: str) -> tuple[np.ndarray, dict[int, str]]:
@@ -208,9 +209,10 @@ def feature_matrix(table: pa.Table, features: Sequence[str]) -> tuple[np.ndarray
     return X, reasons
 
 
-def score_table(model: Model, band: Callable[[float], str], table: pa.Table, prefix: str = "") -> pa.Table:
-    """A chunk -> the same rows with ``probability`` (float32), ``label`` (int64), ``confidence`` and the
-    internal reject reason appended; rejected rows get nulls for the scores."""
+def score_columns(model: Model, band: Callable[[float], str], table: pa.Table, prefix: str = "") -> pa.Table:
+    """A chunk (at least the model's feature columns) -> a table of its scores, one row per input row:
+    ``probability`` (float32), ``label`` (int64), ``confidence`` and the internal reject reason; rejected rows
+    get nulls for the scores."""
     pa = require("pyarrow")
     X, reasons = feature_matrix(table, model.feature_names)
     ok = np.array([r is None for r in reasons], dtype=bool)
@@ -220,15 +222,26 @@ def score_table(model: Model, band: Callable[[float], str], table: pa.Table, pre
         out = model.predict(X[ok])  # the serving path's own checks and session: the same numbers as predict()
         proba[ok], label[ok] = out["probability"], out["label"]
     bands = [band(p) if good else None for p, good in zip(proba.tolist(), ok.tolist(), strict=True)]
-    scores = {
-        prefix + "probability": pa.array(proba, mask=~ok),
-        prefix + "label": pa.array(label, mask=~ok),
-        prefix + "confidence": pa.array(bands, type=pa.string()),
-        REASON: pa.array(reasons, type=pa.string()),
-    }
-    for name, values in scores.items():
-        table = table.append_column(name, values)
+    return pa.table(
+        {
+            prefix + "probability": pa.array(proba, mask=~ok),
+            prefix + "label": pa.array(label, mask=~ok),
+            prefix + "confidence": pa.array(bands, type=pa.string()),
+            REASON: pa.array(reasons, type=pa.string()),
+        }
+    )
+
+
+def with_scores(table: pa.Table, scores: pa.Table) -> pa.Table:
+    """``table`` with the columns of ``scores`` (same rows) appended; no copy."""
+    for name in scores.column_names:
+        table = table.append_column(name, scores.column(name))
     return table
+
+
+def score_table(model: Model, band: Callable[[float], str], table: pa.Table, prefix: str = "") -> pa.Table:
+    """A chunk with its scores appended (``score_columns``)."""
+    return with_scores(table, score_columns(model, band, table, prefix))
 
 
 def split_scored(scored: pa.Table, first_row: int, keep: Sequence[str], prefix: str) -> tuple[pa.Table, pa.Table]:
