@@ -16,6 +16,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import resource  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -63,14 +64,21 @@ def check_correct(source: Path) -> None:
     assert np.array_equal(got.view(np.uint32), want.view(np.uint32)), "scorer output differs from predict()"
 
 
-def time_run(source: Path, fmt: str, workers: int, engine: str, chunk: int) -> float:
+def _cpu_seconds() -> float:
+    """CPU time of this process and its reaped children (worker processes; not Ray's actors)."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def time_run(source: Path, fmt: str, workers: int, engine: str, chunk: int) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one scoring run."""
     out = WORK / f"out.{fmt}"
     args = [str(source), str(out), "--workers", str(workers), "--chunk-rows", str(chunk), "--engine", engine]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu_seconds()
     code = score.main([*args, "--force", "--no-progress"])
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
     assert code == 0, f"scorer exited {code}"
-    return elapsed
+    return elapsed, cpu
 
 
 def bare_predict_rate(source: Path, chunk: int) -> float:
@@ -106,25 +114,38 @@ def main() -> int:
             logging_level="WARNING",
             runtime_env={"py_modules": [str(REPO_ROOT / "runtime")]},
         )
-        time_run(paths["parquet"], "parquet", 2, "ray", args.chunk_rows)  # actor start-up, not measured
+        time_run(paths["parquet"], "parquet", 2, "ray", args.chunk_rows)  # Ray's first job start-up, not measured
         settings += [("parquet", 2, "ray"), ("csv", 2, "ray")]
     times: dict[tuple, list[float]] = {s: [] for s in settings}
+    cpus: dict[tuple, list[float]] = {s: [] for s in settings}
+    load_before = os.getloadavg()[0]
     for r in range(args.repeats):  # interleaved, the order reversed every other repeat: drift hits all alike
         for s in settings if r % 2 == 0 else settings[::-1]:
-            times[s].append(time_run(paths[s[0]], s[0], s[1], s[2], args.chunk_rows))
+            wall, cpu = time_run(paths[s[0]], s[0], s[1], s[2], args.chunk_rows)
+            times[s].append(wall)
+            cpus[s].append(cpu)
     bare = statistics.median(bare_predict_rate(paths["parquet"], args.chunk_rows) for _ in range(args.repeats))
+    load = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     report = {
         "rows": rows,
         "chunk_rows": args.chunk_rows,
         "cores": os.cpu_count(),
         "bare_predict_rows_s": bare,
+        "load_average_before_after": load,
         "runs": [],
     }
     base = {fmt: rows / statistics.median(times[(fmt, 1, "local")]) for fmt in ("parquet", "csv")}
-    print(f"{rows:,} rows, chunks of {args.chunk_rows}, {os.cpu_count()} cores; bare predict() {bare:,.0f} rows/s")
-    print(f"{'input':8} {'engine':6} {'workers':>7} {'rows/s':>9} {'per core':>9} {'vs 1 worker':>11}  seconds")
+    print(
+        f"{rows:,} rows, chunks of {args.chunk_rows}, {os.cpu_count()} cores, 1-min load average {load[0]} -> "
+        f"{load[1]}; bare predict() {bare:,.0f} rows/s"
+    )
+    print(
+        f"{'input':8} {'engine':6} {'workers':>7} {'rows/s':>9} {'per core':>9} {'vs 1 worker':>11} "
+        f"{'rows/CPU-s':>10}  seconds"
+    )
     for (fmt, workers, engine), t in times.items():
         rate = rows / statistics.median(t)
+        per_cpu = rows / statistics.median(cpus[fmt, workers, engine]) if engine == "local" else float("nan")
         entry = {
             "format": fmt,
             "engine": engine,
@@ -132,12 +153,16 @@ def main() -> int:
             "rows_s": rate,
             "rows_s_per_core": rate / workers,
             "speedup": rate / base[fmt],
+            "rows_per_cpu_s": per_cpu,
             "seconds": t,
         }
         report["runs"].append(entry)
         spread = f"{min(t):.2f}-{max(t):.2f}"
         speedup = rate / base[fmt]
-        print(f"{fmt:8} {engine:6} {workers:>7} {rate:>9,.0f} {rate / workers:>9,.0f} {speedup:>10.2f}x  {spread}")
+        print(
+            f"{fmt:8} {engine:6} {workers:>7} {rate:>9,.0f} {rate / workers:>9,.0f} {speedup:>10.2f}x "
+            f"{per_cpu:>10,.0f}  {spread}"
+        )
     RESULT.parent.mkdir(parents=True, exist_ok=True)
     RESULT.write_text(json.dumps(report, indent=2) + "\n")
     return 0
