@@ -296,3 +296,12 @@ def test_cli_on_a_user_csv_against_a_retrained_model(tmp_path, second_model, cap
     ]
     assert main([*strict, *FAST]) == defaults.EXIT_REJECT
     assert "(floor 0.990)" in capsys.readouterr().out
+
+
+def test_help_documents_rules_defaults_and_exit_codes():
+    proc = subprocess.run(
+        [sys.executable, "-m", "compare", "--help"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    )
+    text = " ".join(proc.stdout.split())  # argparse wraps to the terminal's width
+    for expected in ("--min-f1", "(default: 0.65)", "--margin", "Exit codes: 0 promote, 10 hold, 20 reject"):
+        assert expected in text
