@@ -16,12 +16,13 @@ MAX_EPOCHS ?=
 TRAIN_FLAGS := $(if $(SEED),--seed $(SEED),) $(if $(MAX_EPOCHS),--max-epochs $(MAX_EPOCHS),)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv data train convert convert-check demo monitor-demo invoke test lint format bench image-test image ecr-push deploy clean
+.PHONY: help venv data train convert convert-check demo monitor-demo invoke test lint format bench image-test image ecr-push deploy clean \
+	compare bench-score
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-$(STAMP): requirements-runtime.txt requirements-convert.txt requirements-monitor.txt requirements-dev.txt
+$(STAMP): requirements-runtime.txt requirements-convert.txt requirements-monitor.txt requirements-batch.txt requirements-compare.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@touch $@
@@ -63,6 +64,18 @@ format: $(STAMP) ## apply ruff's formatter and autofixes
 test: $(STAMP) lint ## lint, the whole test suite, then a scratch conversion with its parity certificate
 	$(PY) -m pytest
 	$(MAKE) convert-check
+
+# DATA and OUT have defaults for train/convert; compare passes them on only when given (command line or environment).
+OLD ?= v1.0
+NEW ?=
+_given = $(filter command line environment,$(origin $(1)))
+
+compare: $(STAMP) ## compare two certified models: NEW=v1.1 [OLD=v1.0] [DATA=labelled.csv] [OUT=dir] (fails unless promote)
+	@test -n "$(NEW)" || { echo "make compare needs NEW=<version or folder>, e.g. make compare OLD=v1.0 NEW=v1.1" >&2; exit 2; }
+	$(PY) -m compare --old $(OLD) --new $(NEW) $(if $(call _given,DATA),--data $(DATA),) $(if $(call _given,OUT),--out $(OUT),)
+
+bench-score: $(STAMP) ## batch-scoring throughput at 1 and 2 workers and on local Ray; writes build/bench/score.json
+	$(PY) benchmarks/score_throughput.py
 
 clean: ## remove build outputs (keeps .venv)
 	rm -rf build .pytest_cache .ruff_cache .mypy_cache .hypothesis .benchmarks

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from runtime.confidence import confidence_rule
 from tests.conftest import EVENTS_DIR, REPO_ROOT
 
 
@@ -80,7 +81,7 @@ def assert_row_contract(item):
     pred = item["prediction"]
     assert pred["class"] in {"defect", "normal"}
     assert 0.0 <= pred["probability"] <= 1.0
-    assert pred["confidence"] in {"high", "medium", "low"}
+    assert pred["confidence"] == confidence_rule(handler.MODEL.manifest)(pred["probability"])
     assert (pred["class"] == "defect") == (pred["probability"] >= handler.MODEL.threshold)
     assert len(item["latent_features"]) == 12
     weights = item["attention_weights"]

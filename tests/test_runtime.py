@@ -148,3 +148,22 @@ def test_manifest_holds_what_serving_needs(model):
     assert m["certificate"]["passed"] is True
     assert {"high", "medium"} <= m["confidence_bands"].keys()
     assert m["input"] == {"name": "features", "shape": ["batch", 30], "dtype": "float64"}
+
+
+@pytest.mark.parametrize(
+    ("p", "band"),
+    [
+        (0.25, "low"),  # on the threshold: no room taken on either side
+        (0.25 + 0.75 * 0.3, "medium"),  # exactly the medium floor on the defect side
+        (0.25 + 0.75 * 0.6, "high"),
+        (np.nextafter(0.25 + 0.75 * 0.3, 0.0), "low"),
+        (0.25 - 0.25 * 0.3, "medium"),  # the normal side's room is the threshold itself
+        (0.0, "high"),
+        (1.0, "high"),
+    ],
+)
+def test_confidence_band_is_the_share_of_room_on_its_side(p, band):
+    from runtime.confidence import confidence, confidence_rule
+
+    assert confidence(float(p), 0.25, 0.6, 0.3) == band
+    assert confidence_rule({"threshold": 0.25, "confidence_bands": {"high": 0.6, "medium": 0.3}})(float(p)) == band

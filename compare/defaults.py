@@ -1,0 +1,34 @@
+"""Every default of ``python -m compare`` in one place (the CLI documents each; ``--help`` prints them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+MODELS_DIR = REPO_ROOT / "models_onnx"
+OUT_ROOT = REPO_ROOT / "build" / "compare"
+JSON_FILE = "compare.json"
+HTML_FILE = "report.html"
+
+# Statistics.
+CONFIDENCE = 0.95  # two-sided level of every bootstrap interval
+BOOTSTRAP_ROUNDS = 2000  # paired resamples of the labelled rows
+SEED = 20261126  # the resampling generator's seed: a rerun gives the same intervals
+MIN_TYPE_ROWS = 20  # per-defect-type recall is marked "too few rows" below this many defects of the type
+
+# Verdict rules (compare.verdict.Rules).
+MIN_F1 = 0.65  # reject a NEW model whose F1 is below this
+GUARD_METRICS = ("f1", "recall")  # reject when NEW is significantly worse on any of these
+PROMOTE_METRIC = "f1"  # promote only when NEW is at least OLD - MARGIN on this, significantly
+MARGIN = 0.0  # non-inferiority margin: 0 means NEW must be significantly better to be promoted
+MAX_LATENCY_RATIO = 1.5  # hold when NEW's median single-row latency exceeds OLD's by more than this factor
+MIN_POSITIVES = 30  # hold when the labelled rows hold fewer defects than this: intervals too wide to act on
+
+# Latency, measured side by side.
+LATENCY_ROUNDS = 2000  # single-row runs per model, interleaved
+LATENCY_WARMUP = 200  # runs per model before timing
+
+# Exit codes.
+EXIT_PROMOTE, EXIT_HOLD, EXIT_REJECT = 0, 10, 20
+EXIT_USAGE = 2  # bad arguments, unknown or incompatible models, unusable data; nothing written
+EXIT_CODES = {"promote": EXIT_PROMOTE, "hold": EXIT_HOLD, "reject": EXIT_REJECT}
