@@ -14,7 +14,8 @@ request id (one row) or ``<request_id>:<row>`` (a batch row).
 Record schema 1, keys in this order::
 
     {"record": "prediction", "schema": 1, "inference_id", "request_id", "timestamp" (UTC, microseconds, Z),
-     "model_version", "features" (the 30 names -> values as received, in manifest order), "probability",
+     "model_version", "features" (the 30 names -> values as received; a named row keeps the client's key order,
+     a list row is named in manifest order), "probability",
      "label" (0/1), "class", "confidence", "out_of_range" (names of readings outside the training range)}
 
 Readers must ignore keys they do not know: later versions may add some (e.g. ``shadow``, ``variant``).
@@ -123,7 +124,7 @@ class Capture:
     """Builds the capture lines of one request. Built once at INIT; holds the model's names and version.
 
     Speed: in a warm request every Python step costs ~0.1-0.2 us (the caches are cold after the session runs and
-    neighbours share the cores), so the common case (one named row in manifest order, in range) takes a straight
+    neighbours share the cores), so the common case (one named row, in range) takes a straight
     path to one ``orjson.dumps``: the date and time are formatted once a second, and the row is written as received.
     """
 
@@ -132,9 +133,6 @@ class Capture:
         self.names = tuple(names)
         self._second = -1
         self._prefix = ""
-        # The key tuple of the last named row found in manifest order. orjson hands out the same key objects from
-        # request to request, so comparing a client's keys with it is mostly identity tests.
-        self._in_order: tuple[str, ...] = ()
 
     def timestamp(self, now: float) -> str:
         """``time.time()`` -> UTC ISO 8601 with microseconds: ``2026-11-25T10:00:00.123456Z`` (always six digits)."""
@@ -152,14 +150,18 @@ class Capture:
         batch: bool,
         ids: list[str | None],
         body: dict[str, Any],
+        versions: list[str] | None = None,
+        shadow: list[dict[str, Any]] | None = None,
     ) -> bytes:
         """The JSON lines (one per row, each ending in a newline; UTF-8) for a request that was predicted.
 
         ``payload`` is the body as ``split_ids`` returned it, ``X`` (n, 30) float64 the validated rows,
-        ``body`` the response (its predictions and its range warnings).
+        ``body`` the response (its predictions and its range warnings); ``versions`` the model that answered each
+        row when an A/B split is on, ``shadow`` each row's ``{"model_version", "probability", "label"}`` from a
+        shadow model.
         """
-        received = None if batch else payload[FEATURES_FIELD]
-        if type(received) is dict and not body["warnings"] and tuple(received) == self._in_order:
+        received = None if batch or versions or shadow else payload[FEATURES_FIELD]
+        if type(received) is dict and not body["warnings"]:  # validated: exactly the model's 30 names
             now = time.time()  # self.timestamp(now), inlined: a call costs ~1 us here
             second = int(now)
             if second != self._second:
@@ -186,12 +188,20 @@ class Capture:
                 return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
             except orjson.JSONEncodeError:
                 pass  # an integer past 64 bits: the general path writes it
-        return self._general(request_id, payload, X, batch, ids, body)
+        return self._general(request_id, payload, X, batch, ids, body, versions, shadow)
 
     def _general(
-        self, request_id: str, payload: Any, X: np.ndarray, batch: bool, ids: list[str | None], body: dict[str, Any]
+        self,
+        request_id: str,
+        payload: Any,
+        X: np.ndarray,
+        batch: bool,
+        ids: list[str | None],
+        body: dict[str, Any],
+        versions: list[str] | None,
+        shadow: list[dict[str, Any]] | None,
     ) -> bytes:
-        """Any request: batches, list rows, named rows in another order, readings out of range."""
+        """Any request: batches, list rows, readings out of range, A/B and shadow rows."""
         stamp = self.timestamp(time.time())
         received = payload["instances"] if batch else [payload[FEATURES_FIELD]]
         predictions = [item["prediction"] for item in body["predictions"]] if batch else [body["prediction"]]
@@ -206,7 +216,7 @@ class Capture:
                 "inference_id": ids[row] or (f"{request_id}:{row}" if batch else request_id),
                 "request_id": request_id,
                 "timestamp": stamp,
-                "model_version": self.model_version,
+                "model_version": versions[row] if versions else self.model_version,
                 "features": self._features(received[row], X[row]),
                 "probability": pred["probability"],
                 "label": 1 if pred["class"] == "defect" else 0,
@@ -214,6 +224,8 @@ class Capture:
                 "confidence": pred["confidence"],
                 "out_of_range": outside[row],
             }
+            if shadow:
+                record["shadow"] = shadow[row]
             try:
                 out.append(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
             except orjson.JSONEncodeError:
@@ -224,13 +236,9 @@ class Capture:
         return b"".join(out)
 
     def _features(self, received: object, values: np.ndarray) -> dict[str, Any]:
-        """A row's readings as received, keyed in manifest order."""
+        """A row's readings as received: a named row as it came, a list row named in manifest order."""
         if type(received) is dict:
-            keys = tuple(received)
-            if keys == self.names:
-                self._in_order = keys
-                return received
-            return {n: received[n] for n in self.names}
+            return received
         if type(received) is list:
             return dict(zip(self.names, received, strict=True))
         return dict(zip(self.names, values.tolist(), strict=True))

@@ -17,7 +17,7 @@ import onnxruntime as ort
 
 from runtime import artifacts
 from runtime.exceptions import ModelArtifactError, NonFiniteOutputError
-from runtime.validation import check_envelope, check_matrix
+from runtime.validation import Bounds, check_envelope, check_finite, check_matrix
 
 
 def session_options(
@@ -84,8 +84,8 @@ class Model:
         self.n_features = len(self.feature_names)
         self.train_min = np.array([f["min"] for f in features], dtype=np.float64)
         self.train_max = np.array([f["max"] for f in features], dtype=np.float64)
-        low, high = artifacts.envelope(manifest)
-        self.envelope = (np.array(low, dtype=np.float64), np.array(high, dtype=np.float64))
+        self.train_range = Bounds(self.train_min, self.train_max)
+        self.envelope = Bounds(*artifacts.envelope(manifest))
         self.threshold = float(manifest["threshold"])
         self.model_version: str = manifest["model_version"]
         self.input_name = artifacts.INPUT.name
@@ -123,19 +123,23 @@ class Model:
 
     def raw_predict(self, X: np.ndarray) -> list[np.ndarray]:
         """The session's outputs ``[probability, label, latent, attention]`` for a checked, C-contiguous
-        (n, n_features) float64 ``X`` inside the envelope (callers validate first).
+        (n, n_features) float64 ``X`` inside the envelope. No checks on the way in or out: callers validate first
+        and check the outputs are finite (``check_finite``; the handler does it on the lists it serialises)."""
+        return self._run(self._output_names, {self.input_name: X}, None)
 
-        Raises ``NonFiniteOutputError`` rather than return a non-finite number: no class is ever computed from one.
-        """
-        outs = self._run(self._output_names, {self.input_name: X}, None)
-        # One reduction per output: a NaN or infinity anywhere makes the sum non-finite (sums of these magnitudes
-        # cannot overflow float32 on their own).
-        if not (np.isfinite(outs[0].sum()) and np.isfinite(outs[2].sum()) and np.isfinite(outs[3].sum())):
-            raise NonFiniteOutputError(
-                "the model cannot give a finite answer for these readings; check them against the training ranges",
-                [{"row": int(r), "field": None, "reason": "non-finite model output"} for r in _bad_rows(outs)],
-            )
-        return outs
+    @staticmethod
+    def check_finite(outs: list[np.ndarray]) -> None:
+        """``NonFiniteOutputError`` naming the rows if any output is NaN or infinite: never an answer."""
+        # A non-finite attention weight makes the latent non-finite (it feeds the MLP) and the probability is a
+        # sigmoid of finite leaf sums, so one reduction over the latent decides (it cannot overflow on its own:
+        # latents stay below ~1e23 inside the envelope); the rows are looked up only when it fails.
+        if np.isfinite(outs[2].sum()):
+            return
+        bad = ~np.isfinite(outs[0]) | ~np.isfinite(outs[2]).all(axis=1) | ~np.isfinite(outs[3]).all(axis=1)
+        raise NonFiniteOutputError(
+            "the model cannot give a finite answer for these readings; check them against the training ranges",
+            [{"row": int(r), "field": None, "reason": "non-finite model output"} for r in np.flatnonzero(bad)[:10]],
+        )
 
     def predict(self, X: Any) -> dict[str, np.ndarray]:
         """Predict for ``X`` of shape (n, n_features), raw readings in manifest feature order.
@@ -148,13 +152,12 @@ class Model:
         any compute, and ``NonFiniteOutputError`` instead of a non-finite answer.
         """
         X = check_matrix(X, self.n_features)
-        check_envelope(X, self.envelope, self.feature_names, batch=True)
-        return dict(zip(artifacts.OUTPUT_NAMES, self.raw_predict(X), strict=True))
-
-
-def _bad_rows(outs: list[np.ndarray], limit: int = 10) -> list[int]:
-    bad = ~np.isfinite(outs[0]) | ~np.isfinite(outs[2]).all(axis=1) | ~np.isfinite(outs[3]).all(axis=1)
-    return np.flatnonzero(bad)[:limit].tolist()
+        if not self.envelope.holds(X):  # also false for NaN: then say which it is
+            check_finite(X)
+            check_envelope(X, self.envelope, self.feature_names, batch=True)
+        outs = self.raw_predict(X)
+        self.check_finite(outs)
+        return dict(zip(artifacts.OUTPUT_NAMES, outs, strict=True))
 
 
 def load(

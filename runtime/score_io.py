@@ -212,9 +212,9 @@ def feature_matrix(table: pa.Table, features: Sequence[str]) -> tuple[np.ndarray
 def _beyond_envelope(model: Model, X: np.ndarray, ok: np.ndarray, reasons: list[str | None]) -> np.ndarray:
     """Rows with a reading beyond the envelope the model answers (the serving path refuses them too): their
     reasons are filled in, and the mask of them returned."""
-    low, high = model.envelope
+    low, high = model.envelope.low, model.envelope.high
     outside = ok[:, None] & ((low > X) | (high < X))
-    rows = outside.any(axis=1)
+    rows = np.asarray(outside.any(axis=1))
     for i in np.flatnonzero(rows):
         names = [model.feature_names[j] for j in np.flatnonzero(outside[i])]
         reasons[i] = "; ".join(f"{n}: beyond the envelope the model answers" for n in names[:MAX_REASONS])

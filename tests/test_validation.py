@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from runtime.exceptions import InputValidationError, OutOfEnvelopeError, PayloadTooLargeError
-from runtime.validation import check_matrix, rows_from_payload, screen
+from runtime.validation import Bounds, Screen, check_finite, check_matrix, rows_from_payload
 
 NAMES = tuple(f"f{i:02d}" for i in range(30))
 ROW = {n: float(i) for i, n in enumerate(NAMES)}
@@ -105,7 +105,9 @@ def test_check_matrix():
     with pytest.raises(InputValidationError, match=r"shape \(2,\), but the model is expecting \(n, 2\)"):
         check_matrix([1, 2], 2)
     with pytest.raises(InputValidationError, match="NaN or infinity \\(first at row 1, column 0\\)"):
-        check_matrix([[1, 2], [np.nan, 1]], 2)
+        check_finite(check_matrix([[1, 2], [np.nan, 1]], 2))
+    with pytest.raises(InputValidationError, match="real numbers"):
+        check_matrix([[True, False]], 2)
     with pytest.raises(InputValidationError, match="real numbers"):
         check_matrix([["a", "b"]], 2)
     with pytest.raises(InputValidationError, match="no rows"):
@@ -113,6 +115,22 @@ def test_check_matrix():
 
 
 WIDE = (np.array([-100.0, -100.0]), np.array([100.0, 100.0]))
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_bounds_hold_rows_inside_and_refuse_nan_and_rows_outside(n):
+    bounds = Bounds(*WIDE)
+    X = np.zeros((n, 2))
+    assert bounds.holds(X)
+    X[-1, 1] = 100.0
+    assert bounds.holds(X)  # the edge is inside
+    for bad in (100.5, np.nan, np.inf, -np.inf):
+        X[-1, 1] = bad
+        assert not bounds.holds(X), bad
+
+
+def screen(X, train, envelope, names, batch):
+    return Screen(names, Bounds(*train), Bounds(*envelope))(X, batch)
 
 
 def test_readings_outside_the_training_range_are_warned():
