@@ -406,11 +406,24 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(
         prog="python -m convert.dataset",
-        description="Regenerate the embedded synthetic dataset (data/die_casting.csv) and its schema.",
+        description="Regenerate the embedded synthetic dataset (data/die_casting.csv) and its schema, or write a "
+        "labelled sample of simulated production (--production N) under a drift scenario (see Drift).",
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_CSV, help="CSV to write (default: %(default)s)")
     parser.add_argument("--check", action="store_true", help="regenerate in memory and compare with --out")
+    parser.add_argument("--production", type=int, default=0, metavar="N", help="write N rows of simulated production")
+    parser.add_argument("--seed", type=int, default=1, help="production sample seed (default: %(default)s)")
+    parser.add_argument("--vacuum", type=float, default=0.0, help="production drift: vacuum degradation 0..1")
+    parser.add_argument("--hydrogen-offset", type=float, default=0.0, help="production drift: sensor offset, mL/100g")
+    parser.add_argument(
+        "--with-embedded", action="store_true", help="production: start with the embedded dataset's rows"
+    )
     args = parser.parse_args()
+    if args.production:
+        if args.out.resolve() == DEFAULT_CSV.resolve():
+            parser.error("--production writes a new file: give --out (the embedded dataset stays as it is)")
+        _write_production(args)
+        return
     X, y, types = generate()
     if args.check:
         X_disk, y_disk = load_csv(args.out)
@@ -422,6 +435,17 @@ def main() -> None:
     SCHEMA_JSON.write_text(json.dumps(schema(), indent=2) + "\n")
     counts = {k: types.count(k) for k in DEFECT_TYPES}
     print(f"wrote {args.out}: {len(y)} rows, {int(y.sum())} defects ({y.mean():.1%}); by type: {counts}")
+
+
+def _write_production(args) -> None:
+    drift = Drift(vacuum=args.vacuum, hydrogen_offset=args.hydrogen_offset)
+    X, y, types = generate_production(args.production, args.seed, drift)
+    if args.with_embedded:
+        X0, y0, t0 = generate()
+        X, y, types = np.vstack([X0, X]), np.concatenate([y0, y]), [*t0, *types]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    write_csv(args.out, X, y, types)
+    print(f"wrote {args.out}: {len(y)} rows ({drift}), {int(y.sum())} defects ({y.mean():.1%})")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ Metric Format (EMF) document (latency, rows, predictions by class, errors by typ
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import os
@@ -422,3 +423,42 @@ def _emit(
     directives = _EMF_DIRECTIVES[status < 400, cold, "ShadowErrors" in record]
     record["_aws"] = {"Timestamp": int(time.time() * 1000), "CloudWatchMetrics": directives}
     sys.stdout.write((orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE) + captured).decode())
+
+
+# --- after INIT -----------------------------------------------------------------------------------------------------
+
+
+def _warm() -> None:
+    """One request's path through every model, so that the first real request does not pay for first touches."""
+    row = {"features": dict(zip(_NAMES, MODEL.manifest_means(), strict=True))}
+    for served in (PRIMARY, AB):
+        if served is not None:
+            _score(served, rows_from_payload(row, _NAMES, MAX_BATCH_SIZE)[0], batch=False)
+    if SHADOW is not None:
+        _shadow_rows(rows_from_payload(row, _NAMES, MAX_BATCH_SIZE)[0])
+
+
+def _after_restore() -> None:
+    """A SnapStart restore is a new start for the metrics: the next request reports ColdStart."""
+    global _cold
+    _cold = True
+
+
+def _register_snapstart_hooks() -> bool:
+    """Warm before the snapshot, reset after restore. The hooks exist only in AWS's Python 3.12+ runtime
+    (``snapshot_restore_py``); elsewhere this is a no-op."""
+    try:
+        from snapshot_restore_py import register_after_restore, register_before_snapshot  # type: ignore
+    except ImportError:
+        return False
+    register_before_snapshot(_warm)
+    register_after_restore(_after_restore)
+    return True
+
+
+SNAPSTART_HOOKS = _register_snapstart_hooks()
+_warm()
+# Everything INIT built lives as long as the process: freeze it out of the garbage collector's generations, so that a
+# collection during a request walks only the request's own objects.
+gc.collect()
+gc.freeze()

@@ -95,7 +95,11 @@ class Model:
         self._run = binding.run if binding is not None else self.session.run
         self._output_names = list(artifacts.OUTPUT_NAMES)
         # Warm-up: the first run allocates buffers and primes kernels; do it at load, not on a request.
-        self.raw_predict(np.array([[f["mean"] for f in features]], dtype=np.float64))
+        self.raw_predict(np.array([self.manifest_means()], dtype=np.float64))
+
+    def manifest_means(self) -> list[float]:
+        """The training mean of every feature, in manifest order: an ordinary row."""
+        return [float(f["mean"]) for f in self.manifest["features"]]
 
     def _check_contract(self) -> None:
         """The graph's inputs, outputs and embedded serving fields agree with the manifest."""

@@ -1,0 +1,195 @@
+"""A second model in the handler: an A/B split by inference id (option A) and a shadow that never answers. Each test
+loads its own instance of lambda/handler.py with the environment it needs. numpy + onnxruntime only."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import os
+import subprocess
+import sys
+from contextlib import redirect_stdout
+
+import numpy as np
+import pytest
+
+import runtime
+from runtime import routing
+from runtime.exceptions import ConfigurationError
+from tests.conftest import EVENTS_DIR, ONNX_DIR, REPO_ROOT
+
+SECOND = ONNX_DIR.parent / "v1.1"
+
+
+class Ctx:
+    aws_request_id = "req-ab"
+
+
+def load_handler(monkeypatch, **env: str):
+    """A fresh module instance of the handler, built under ``env`` (INIT runs again)."""
+    for key in ("AB_SPLIT", "SHADOW_MODEL_VERSION", "CAPTURE_PREDICTIONS"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("MODEL_PATH", str(ONNX_DIR))
+    name = "handler_" + "_".join(sorted(env)).lower()
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "lambda" / "handler.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, name, module)  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def call(module, event):
+    out = io.StringIO()
+    with redirect_stdout(out):
+        response = module.lambda_handler(event, Ctx())
+    return response, [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+def batch(n: int) -> dict:
+    rows = json.loads((EVENTS_DIR / "batch.json").read_text())["instances"]
+    return {"instances": [{"inference_id": f"SN-{i:05d}", "features": rows[i % len(rows)]} for i in range(n)]}
+
+
+@pytest.fixture(scope="module")
+def models():
+    return {"v1.0_12D_GB": runtime.load(ONNX_DIR), "v1.1_12D_GB": runtime.load(SECOND)}
+
+
+def test_the_split_is_deterministic_and_close_to_its_share():
+    ids = [f"SN-{i:06d}" for i in range(20_000)]
+    chosen = [routing.goes_to_b(i, 0.10) for i in ids]
+    assert 0.09 < np.mean(chosen) < 0.11
+    assert chosen == [routing.goes_to_b(i, 0.10) for i in ids]  # a part always goes to the same model
+    assert not any(routing.goes_to_b(i, 1e-9) for i in ids[:1000])
+
+
+@pytest.mark.parametrize("value", ["v1.1", "v1.1:0", "v1.1:1", "v1.1:abc", "../v1.1:0.1", ":0.1", "v1.1:-0.2"])
+def test_a_malformed_split_is_refused(value):
+    with pytest.raises(ConfigurationError, match="AB_SPLIT must"):
+        routing.parse_split(value)
+
+
+def test_ab_rows_are_answered_by_the_model_their_id_picks(monkeypatch, models):
+    handler = load_handler(monkeypatch, AB_SPLIT="v1.1:0.5")
+    event = batch(40)
+    response, _ = call(handler, event)
+    expected = [
+        "v1.1_12D_GB" if routing.goes_to_b(i["inference_id"], 0.5) else "v1.0_12D_GB" for i in event["instances"]
+    ]
+    assert [p["model_version"] for p in response["predictions"]] == expected
+    assert len(set(expected)) == 2
+    assert response["model_version"] == "mixed"
+    names = models["v1.0_12D_GB"].feature_names
+    for item, instance, version in zip(response["predictions"], event["instances"], expected, strict=True):
+        X = np.array([[instance["features"][n] for n in names]])
+        assert item["prediction"]["probability"] == float(models[version].predict(X)["probability"][0])
+    again, _ = call(handler, event)
+    assert [p["model_version"] for p in again["predictions"]] == expected
+
+
+def test_a_single_row_names_the_model_that_answered_in_the_response_and_the_capture(monkeypatch, models):
+    handler = load_handler(monkeypatch, AB_SPLIT="v1.1:0.5", CAPTURE_PREDICTIONS="true")
+    for instance in batch(12)["instances"]:
+        response, lines = call(handler, instance)
+        version = "v1.1_12D_GB" if routing.goes_to_b(instance["inference_id"], 0.5) else "v1.0_12D_GB"
+        assert response["model_version"] == version
+        [record] = [line for line in lines if line.get("record") == "prediction"]
+        assert record["model_version"] == version
+        assert record["inference_id"] == instance["inference_id"]
+
+
+def test_the_shadow_never_changes_the_response_and_lands_in_the_capture(monkeypatch, models):
+    plain = load_handler(monkeypatch, CAPTURE_PREDICTIONS="true")
+    shadowed = load_handler(monkeypatch, SHADOW_MODEL_VERSION="v1.1", CAPTURE_PREDICTIONS="true")
+    event = batch(8)
+    base, _ = call(plain, event)
+    got, lines = call(shadowed, event)
+    for response in (base, got):
+        response.pop("processing_time_ms")
+    assert got == base
+    log, *records = lines
+    names = models["v1.0_12D_GB"].feature_names
+    X = np.array([[i["features"][n] for n in names] for i in event["instances"]])
+    second = models["v1.1_12D_GB"].predict(X)
+    assert [r["shadow"]["probability"] for r in records] == second["probability"].tolist()
+    assert [r["shadow"]["label"] for r in records] == second["label"].tolist()
+    assert {r["shadow"]["model_version"] for r in records} == {"v1.1_12D_GB"}
+    assert log["shadow_agree"] == sum(
+        int(p["prediction"]["class"] == "defect") == s
+        for p, s in zip(base["predictions"], second["label"].tolist(), strict=True)
+    )
+
+
+def test_a_failing_shadow_is_logged_and_counted_never_failing_the_request(monkeypatch, caplog):
+    handler = load_handler(monkeypatch, SHADOW_MODEL_VERSION="v1.1")
+    baseline, _ = call(handler, batch(3))
+
+    def broken(X):
+        raise RuntimeError("shadow session lost")
+
+    monkeypatch.setattr(handler.SHADOW, "raw_predict", broken)
+    response, [log] = call(handler, batch(3))
+    for r in (baseline, response):
+        r.pop("processing_time_ms")
+    assert response == baseline
+    assert log["ShadowErrors"] == 1
+    assert {"Name": "ShadowErrors", "Unit": "Count"} in log["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+    assert any("shadow model v1.1_12D_GB failed" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("SHADOW_MODEL_VERSION", "v9.9", "no manifest.json in"),
+        ("AB_SPLIT", "v9.9:0.1", "no manifest.json in"),
+        ("SHADOW_MODEL_VERSION", "../v1.1", "SHADOW_MODEL_VERSION must name a model version"),
+        ("AB_SPLIT", "v1.1:2", "AB_SPLIT must look like v1.1:0.10"),
+    ],
+)
+def test_an_unknown_or_malformed_second_model_fails_init(variable, value, message):
+    env = {k: v for k, v in os.environ.items() if k != "MODEL_PATH"} | {variable: value}
+    script = "import sys; sys.path[:0] = ['lambda', '.']; import handler"
+    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert message in proc.stderr
+
+
+def test_models_that_read_other_features_are_refused_naming_the_difference():
+    primary = json.loads((ONNX_DIR / "manifest.json").read_text())
+    other = json.loads(json.dumps(primary)) | {"version": "v1.1"}
+    other["features"] = [*other["features"][1:], dict(other["features"][0], name="Sensor_New")]
+    with pytest.raises(ConfigurationError, match=r"missing \['Process_Temperature'\], extra \['Sensor_New'\]"):
+        routing.check_compatible(primary, other, "AB_SPLIT")
+    other["features"] = list(reversed(primary["features"]))
+    with pytest.raises(ConfigurationError, match="the same names in another order"):
+        routing.check_compatible(primary, other, "SHADOW_MODEL_VERSION")
+
+
+def test_snapstart_hooks_warm_before_the_snapshot_and_count_a_restore_as_a_cold_start(monkeypatch):
+    """AWS's runtime provides snapshot_restore_py; a stand-in records what the handler registers."""
+    import types
+
+    hooks: dict[str, list] = {"before": [], "after": []}
+    fake = types.ModuleType("snapshot_restore_py")
+    fake.register_before_snapshot = hooks["before"].append
+    fake.register_after_restore = hooks["after"].append
+    monkeypatch.setitem(sys.modules, "snapshot_restore_py", fake)
+    handler = load_handler(monkeypatch)
+    assert handler.SNAPSTART_HOOKS is True
+    [before], [after] = hooks["before"], hooks["after"]
+    before()  # warms every model's path; must not raise
+    _, [first] = call(handler, batch(1)["instances"][0])
+    _, [second] = call(handler, batch(1)["instances"][0])
+    assert first.get("ColdStart") == 1
+    assert "ColdStart" not in second
+    after()
+    _, [restored] = call(handler, batch(1)["instances"][0])
+    assert restored.get("ColdStart") == 1
+
+
+def test_without_the_snapstart_runtime_the_hooks_are_a_no_op(monkeypatch):
+    monkeypatch.setitem(sys.modules, "snapshot_restore_py", None)  # import fails as it does outside AWS
+    assert load_handler(monkeypatch).SNAPSTART_HOOKS is False
