@@ -70,6 +70,31 @@ def table() -> str:
     return "\n".join(lines)
 
 
+# Issue 13's targets, each a ratio measured in one run (the CI gates in test_bench.py sit below them):
+# (label, measured ratio from RESULTS, the target, higher is better).
+TARGETS = [
+    ("handler p50 vs the reference's bare predict()", lambda r: r["reference_predict"] / r["onnx_handler"], 15.0),
+    ("handler p99 / p50", lambda r: r["onnx_handler_p99"] / r["onnx_handler"], -2.0),
+    ("predict() 1 row vs the reference's", lambda r: r["reference_predict"] / r["onnx_predict"], 25.0),
+    ("batch 1000 rows/s vs the reference's", lambda r: r["onnx_rows_per_s_1000"] / r["reference_rows_per_s_1000"], 4.0),
+    ("cold start vs the reference's", lambda r: r["reference_cold_start"] / r["onnx_cold_start"], 20.0),
+]
+
+
+def targets() -> list[str]:
+    """One line per target: measured, wanted, met or not (a negative target is an upper bound)."""
+    lines = []
+    for label, measure, target in TARGETS:
+        try:
+            value = measure(RESULTS)
+        except KeyError:
+            continue
+        met = value <= -target if target < 0 else value >= target
+        wanted = f"<= {-target:g}x" if target < 0 else f">= {target:g}x"
+        lines.append(f"  {label:<48} {value:6.1f}x  target {wanted:<8} {'met' if met else 'NOT met'}")
+    return lines
+
+
 IMAGE_SUMMARY = REPO_ROOT / "build" / "image" / "summary.json"
 
 
@@ -95,6 +120,14 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.write_sep("=", "ONNX runtime vs torch + sklearn (same run)")
     terminalreporter.write_line(f"machine: {machine}")
     terminalreporter.write_line(table())
+    terminalreporter.write_line("targets (issue 13):")
+    for line in targets():
+        terminalreporter.write_line(line)
+    if "shadow_added_p50" in RESULTS:
+        terminalreporter.write_line(
+            f"shadow model: adds {RESULTS['shadow_added_p50'] * 1e6:.1f} us to the handler's p50 "
+            f"(its own predict() {RESULTS['shadow_predict_p50'] * 1e6:.1f} us)"
+        )
     if "monitor_1m_lines_s" in RESULTS:
         terminalreporter.write_line(
             f"monitor: 1,000,000 capture lines in {RESULTS['monitor_1m_lines_s']:.1f} s (gate 60 s)"

@@ -33,6 +33,8 @@ GATE_SPEEDUP = 5.0
 GATE_COLD_S = 1.0
 GATE_COLD_SPEEDUP = 5.0
 GATE_CAPTURE_ADDED_S = 10e-6  # issue #11: prediction capture adds <= 10 us to the handler's warm p50
+GATE_SHADOW_ADDED = 1.5  # a shadow model adds at most 1.5x its own predict() to the handler's warm p50
+SHADOW_VERSION = "v1.1"
 ROUNDS_CAPTURE = 6000  # per side, drawn at random: ~3 s
 CAPTURE_WARMUP = 300
 
@@ -81,41 +83,76 @@ def test_warm_handler_onnx(benchmark, onnx_handler, reference_handler, capsys):
     _record("onnx_handler", benchmark)
 
 
-def test_capture_cost(onnx_handler, capsys):
-    """Warm p50 with capture on minus off: the same event (with an inference id), on or off drawn at random call
-    by call (seeded), so both sides see the same machine noise and no periodic effect favours one."""
-    from runtime import capture
-
-    event = {**EVENT, "body": json.dumps({"inference_id": "SN-BENCH-0001", **json.loads(EVENT["body"])})}
-    saved = onnx_handler._CAPTURE
-    on = capture.Capture(onnx_handler.MODEL.model_version, onnx_handler.MODEL.feature_names)
+def _paired_p50(handler, event, switch, capsys) -> tuple[float, float]:
+    """Warm handler p50 with a feature off and on, the side drawn at random call by call (seeded), so both sides see
+    the same machine noise and no periodic effect favours one. ``switch(on)`` turns it on or off."""
     draw = random.Random(11)
     times: dict[bool, list[float]] = {False: [], True: []}
     try:
-        onnx_handler._CAPTURE = on
-        capsys.readouterr()
-        onnx_handler.lambda_handler(event, Ctx())
-        [_, line] = capsys.readouterr().out.splitlines()
-        assert json.loads(line)["inference_id"] == "SN-BENCH-0001"
         for i in range(CAPTURE_WARMUP + 2 * ROUNDS_CAPTURE):
             side = draw.random() < 0.5
-            onnx_handler._CAPTURE = on if side else None
+            switch(side)
             started = time.perf_counter()
-            onnx_handler.lambda_handler(event, Ctx())
+            handler.lambda_handler(event, Ctx())
             elapsed = time.perf_counter() - started
             if i >= CAPTURE_WARMUP:
                 times[side].append(elapsed)
             if i % 1000 == 0:
                 capsys.readouterr()
     finally:
-        onnx_handler._CAPTURE = saved
+        switch(False)
         capsys.readouterr()
-    off_p50, on_p50 = statistics.median(times[False]), statistics.median(times[True])
+    return statistics.median(times[False]), statistics.median(times[True])
+
+
+def test_capture_cost(onnx_handler, capsys):
+    """Warm p50 with capture on minus off, for the same event (with an inference id)."""
+    from runtime import capture
+
+    event = {**EVENT, "body": json.dumps({"inference_id": "SN-BENCH-0001", **json.loads(EVENT["body"])})}
+    saved = onnx_handler._CAPTURE
+    on = capture.Capture(onnx_handler.MODEL.model_version, onnx_handler.MODEL.feature_names)
+    onnx_handler._CAPTURE = on
+    capsys.readouterr()
+    onnx_handler.lambda_handler(event, Ctx())
+    [_, line] = capsys.readouterr().out.splitlines()
+    assert json.loads(line)["inference_id"] == "SN-BENCH-0001"
+
+    def switch(side: bool) -> None:
+        onnx_handler._CAPTURE = on if side else saved
+
+    off_p50, on_p50 = _paired_p50(onnx_handler, event, switch, capsys)
     RESULTS["capture_off_p50"], RESULTS["capture_on_p50"] = off_p50, on_p50
     RESULTS["capture_added_p50"] = added = on_p50 - off_p50
     assert added <= GATE_CAPTURE_ADDED_S, (
         f"capture adds {added * 1e6:.1f} us to the handler's p50 ({off_p50 * 1e6:.0f} -> {on_p50 * 1e6:.0f} us); "
         f"gate {GATE_CAPTURE_ADDED_S * 1e6:.0f} us"
+    )
+
+
+def test_shadow_cost(onnx_handler, capsys):
+    """A shadow model runs a second graph on every row: what it adds to the warm p50, against the bare predict()
+    of one row measured in the same run (it cannot cost less than that, and should not cost much more)."""
+    import runtime
+
+    shadow = runtime.load(REPO_ROOT / "models_onnx" / SHADOW_VERSION)
+    saved = onnx_handler.SHADOW
+
+    def switch(side: bool) -> None:
+        onnx_handler.SHADOW = shadow if side else saved
+
+    X = _rows(1)
+    predict: list[float] = []
+    for _ in range(2000):
+        started = time.perf_counter()
+        shadow.predict(X)
+        predict.append(time.perf_counter() - started)
+    off_p50, on_p50 = _paired_p50(onnx_handler, EVENT, switch, capsys)
+    added, predict_p50 = on_p50 - off_p50, statistics.median(predict)
+    RESULTS["shadow_added_p50"], RESULTS["shadow_predict_p50"] = added, predict_p50
+    assert added <= GATE_SHADOW_ADDED * predict_p50, (
+        f"the shadow adds {added * 1e6:.1f} us to the handler's p50; gate {GATE_SHADOW_ADDED} x the shadow's own "
+        f"predict() ({predict_p50 * 1e6:.1f} us)"
     )
 
 
