@@ -149,7 +149,15 @@ def _shadow_chart(shadow: dict) -> str:
         ax.errorbar(value, y, xerr=[[value - lo], [hi - value]], fmt="o", color=colour, capsize=4)
         ax.text(hi, y, f"  {value:.3f}", va="center", fontsize=8)
     ax.set_yticks(range(len(bars)), [b[0] for b in bars], fontsize=8)
-    ax.axvline(C.ROLLBACK_F1, color="#c62828", ls="--", lw=1, label=f"rollback F1 {C.ROLLBACK_F1}")
+    # the rollback line belongs to the F1 rows only, not to agreement (row 0)
+    ax.plot(
+        [C.ROLLBACK_F1] * 2,
+        [0.5, len(bars) - 0.5],
+        color="#c62828",
+        ls="--",
+        lw=1,
+        label=f"rollback F1 {C.ROLLBACK_F1}",
+    )
     ax.legend(fontsize=7, loc="lower left")
     ax.set_xlim(0, 1.08)
     ax.invert_yaxis()
