@@ -211,7 +211,7 @@ def test_ab_split_reports_each_version_and_judges_rollback_on_the_served_rows(tm
     # the top-level quality is the whole traffic, and would be a rollback on its own ...
     assert (report["window"]["predictions"], report["quality"]["labelled"]) == (48, 40)
     assert report["quality"]["f1"] == pytest.approx(18 / 32)
-    assert 18 / 32 < C.ROLLBACK_F1
+    assert report["quality"]["f1"] < C.ROLLBACK_F1  # the whole traffic alone would roll back
     # ... but the model's signals read the served version's rows
     assert not report["triggers"]["rollback"]["fired"]
     assert not report["triggers"]["performance_drop"]["fired"]
@@ -288,3 +288,14 @@ def test_report_html_shows_the_second_model_only_when_there_is_data(tmp_path, mo
     assert "v1.1_12D_GB</td><td>23</td><td>20</td><td>0.143" in with_split
     # one chart more than the page without a shadow: the two F1s and the agreement with their intervals
     assert with_shadow.count("data:image/png;base64,") == plain.count("data:image/png;base64,") + 1
+
+
+def test_the_scheduled_job_passes_the_ab_version_only_when_set(tmp_path, monkeypatch):
+    from monitor import aws
+    from monitor.cli import build_parser
+
+    monkeypatch.setenv("MODEL_DIR", "models_onnx/v1.0")
+    monkeypatch.delenv("AB_VERSION", raising=False)
+    assert build_parser().parse_args(aws.monitor_argv(["c"], tmp_path / "l", tmp_path / "o")).ab_version is None
+    monkeypatch.setenv("AB_VERSION", "v1.1")
+    assert build_parser().parse_args(aws.monitor_argv(["c"], tmp_path / "l", tmp_path / "o")).ab_version == "v1.1"
