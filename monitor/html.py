@@ -165,6 +165,14 @@ def _shadow_chart(shadow: dict) -> str:
     return _png(fig)
 
 
+def _labels_note(shadow: dict, minimum: int) -> str:
+    if not shadow["labelled"]:
+        return "<p class='muted'>No labels for the compared rows yet: agreement only.</p>"
+    if not shadow["sufficient_labels"]:
+        return f"<p class='fired'>Only {shadow['labelled']} labelled rows (minimum {minimum}): indicative.</p>"
+    return ""
+
+
 def _shadow(report: dict) -> str:
     shadow = report.get("shadow")
     if not shadow:
@@ -179,7 +187,7 @@ def _shadow(report: dict) -> str:
         ("McNemar", f"p {m['p_value']:.3g}", f"only served right {m['b']}, only shadow right {m['c']}"),
     ]
     html_cards = "".join(f"<div class='card'>{k}<b>{v}</b><span class='muted'>{n}</span></div>" for k, v, n in cards)
-    note = "" if shadow["sufficient_labels"] else f"<p class='fired'>Only {shadow['labelled']} labelled rows.</p>"
+    note = _labels_note(shadow, report["thresholds"]["min_labelled"])
     return (
         f"<h2>Shadow model {_esc(shadow['model_version'])} against the served model</h2>"
         f"<p class='muted'>Agreement on every compared row; F1s on the {shadow['labelled']:,} labelled ones.</p>"
