@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from monitor import constants as C
-from monitor import stats
+from monitor import stats, versions
 from monitor.exceptions import MonitorInputError
 from monitor.labels import Label, LabelStats
 from monitor.manifest import ModelReference
@@ -29,6 +29,15 @@ class Options:
 
 
 @dataclass
+class ShadowRows:
+    """The shadow model's answer per row of a window (``SHADOW_MODEL_VERSION`` in the handler)."""
+
+    version: np.ndarray  # (n,) str, "" where the record has no shadow result
+    probability: np.ndarray  # (n,) float64, NaN where absent
+    label: np.ndarray  # (n,) int: 0/1, or -1 where absent
+
+
+@dataclass
 class Window:
     """The rows of one window, as numpy arrays."""
 
@@ -39,6 +48,8 @@ class Window:
     probability: np.ndarray  # (n,) float64
     predicted: np.ndarray  # (n,) int (0/1)
     defect: np.ndarray  # (n,) int: 1, 0, or -1 where no label arrived
+    version: np.ndarray  # (n,) str: the model that answered the row (two versions under an A/B split)
+    shadow: ShadowRows | None = None  # None when no row of the window has a shadow result
 
 
 def register_labels(con: duckdb.DuckDBPyConnection, labels: list[Label]) -> None:
@@ -102,7 +113,10 @@ def load_windows(
     end, span = _us(as_of), round(width.total_seconds() * 1e6)
     data = con.execute(
         f"""SELECT CAST((? - c.ts_us) // ? AS INTEGER) AS k, c.probability, c.label,
-                   coalesce(l.defect, -1) AS defect, {cols}
+                   coalesce(l.defect, -1) AS defect, c.model_version,
+                   coalesce(c.shadow_version, '') AS shadow_version,
+                   coalesce(c.shadow_probability, 'NaN'::DOUBLE) AS shadow_probability,
+                   coalesce(c.shadow_label, -1) AS shadow_label, {cols}
             FROM captures c LEFT JOIN labels l ON l.inference_id = c.inference_id AND {KNOWN_BY}
             WHERE c.ts_us <= ? AND c.ts_us > ? - ? * ?
             ORDER BY k""",
@@ -123,9 +137,22 @@ def load_windows(
                 np.asarray(data["probability"], dtype=np.float64)[rows],
                 np.asarray(data["label"]).astype(np.int64)[rows],
                 np.asarray(data["defect"]).astype(np.int64)[rows],
+                np.asarray(data["model_version"], dtype=object)[rows],
+                _shadow_rows(data, rows),
             )
         )
     return out
+
+
+def _shadow_rows(data: dict, rows: np.ndarray) -> ShadowRows | None:
+    label = np.asarray(data["shadow_label"]).astype(np.int64)[rows]
+    if not (label >= 0).any():
+        return None
+    return ShadowRows(
+        np.asarray(data["shadow_version"], dtype=object)[rows],
+        np.asarray(data["shadow_probability"], dtype=np.float64)[rows],
+        label,
+    )
 
 
 def summarise(window: Window, ref: ModelReference, min_labelled: int, with_ks: bool) -> dict:
@@ -143,7 +170,8 @@ def summarise(window: Window, ref: ModelReference, min_labelled: int, with_ks: b
         "sufficient_labels": n_labelled >= min_labelled,
         "psi": psi,
         "max_psi": max((v for v in psi.values() if v is not None), default=None),
-        "prediction_psi": stats.psi(window.probability, ref.prediction_quantiles),
+        # the reference quantiles are the served model's: another version's probabilities would read as drift
+        "prediction_psi": stats.psi(window.probability[window.version == ref.model_version], ref.prediction_quantiles),
         "out_of_range_share": float(outside.any(axis=1).mean()) if n else None,
         "out_of_range_by_feature": {name: float(outside[:, j].mean()) for j, name in enumerate(ref.names)} if n else {},
         "defect_rate": {
@@ -152,6 +180,8 @@ def summarise(window: Window, ref: ModelReference, min_labelled: int, with_ks: b
             "actual": float(window.defect[labelled].mean()) if n_labelled else None,
         },
         "quality": stats.quality(window.defect[labelled], window.probability[labelled], window.predicted[labelled]),
+        "by_model_version": versions.by_model_version(window, min_labelled),
+        "shadow": versions.shadow_comparison(window, min_labelled),
     }
     if with_ks:
         out["ks"] = {}
@@ -172,10 +202,14 @@ def new_labels_since_training(
 
 
 def triggers(current: dict, ref: ModelReference, new_labels: int, days: float, min_labelled: int) -> dict:
-    """The five signals of issue #11, each ``{"fired", "reason"}``; boundaries as stated there."""
-    q = current["quality"]
+    """The five signals of issue #11, each ``{"fired", "reason"}``; boundaries as stated there.
+
+    In a window of two versions (A/B) the model's signals, performance_drop and rollback, are judged on the served
+    version's rows (``versions.judged``); the data's signals use every row.
+    """
+    q, rows = versions.judged(current, ref.model_version)
     enough = q["labelled"] >= min_labelled and q["f1"] is not None
-    short = f"insufficient labels: {q['labelled']} labelled in the window, {min_labelled} needed"
+    short = f"insufficient labels: {q['labelled']} labelled{rows} in the window, {min_labelled} needed"
     floor = ref.test_f1 * (1 - C.PERFORMANCE_DROP)
     drifted = sorted((k for k, v in current["psi"].items() if v is not None and v > C.PSI_MAJOR), key=str)
     out = {
@@ -183,7 +217,7 @@ def triggers(current: dict, ref: ModelReference, new_labels: int, days: float, m
             "fired": bool(enough and q["f1"] < floor),
             "reason": short
             if not enough
-            else f"F1 {q['f1']:.3f} vs test F1 {ref.test_f1:.3f}: "
+            else f"F1 {q['f1']:.3f}{rows} vs test F1 {ref.test_f1:.3f}: "
             + ("more than" if q["f1"] < floor else "not more than")
             + f" {C.PERFORMANCE_DROP:.0%} below (floor {floor:.3f})",
         },
@@ -207,7 +241,7 @@ def triggers(current: dict, ref: ModelReference, new_labels: int, days: float, m
             if not enough
             else f"F1 {q['f1']:.3f} "
             + ("<" if q["f1"] < C.ROLLBACK_F1 else ">=")
-            + f" {C.ROLLBACK_F1} on {q['labelled']} labelled rows",
+            + f" {C.ROLLBACK_F1} on {q['labelled']} labelled rows{rows}",
         },
     }
     return out

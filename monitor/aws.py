@@ -4,7 +4,8 @@ serving image.
 Environment: ``CAPTURE_URL`` (``s3://bucket/captures/``, Firehose's ``YYYY/MM/DD/HH/`` layout below it),
 ``LABELS_URL`` (``s3://bucket/labels/labels.csv``), ``REPORT_URL`` (``s3://bucket/reports/``), ``MODEL_DIR`` (the
 served version's folder, baked into the image), ``LOOKBACK_DAYS`` (default 56: the current window and seven before
-it), ``WINDOW`` (default 7d), ``ALERT_TOPIC_ARN`` (optional: SNS notice when the decision is not ``ok``).
+it), ``WINDOW`` (default 7d), ``ALERT_TOPIC_ARN`` (optional: SNS notice when the decision is not ``ok``),
+``AB_VERSION`` (optional: the second version of an A/B split, the version part of the function's ``AB_SPLIT``).
 
 It reads the days it needs, runs ``python -m monitor``'s code, prints the EMF line (CloudWatch turns it into
 ``ModelF1`` and friends, and the F1 alarm acts on it), uploads the report under ``REPORT_URL/<as-of date>/`` and
@@ -39,6 +40,28 @@ def _existing(client, urls: list[str]) -> list[str]:  # type: ignore[no-untyped-
     return out
 
 
+def monitor_argv(captures: list[str], labels: Path, out: Path) -> list[str]:
+    """``python -m monitor``'s arguments for the job, from its environment."""
+    argv = [
+        "--captures",
+        *captures,
+        "--labels",
+        str(labels),
+        "--model",
+        os.environ["MODEL_DIR"],
+        "--out",
+        str(out),
+        "--window",
+        os.environ.get("WINDOW", "7d"),
+        "--as-of",
+        "now",
+        "--emf-stdout",
+        "--no-progress",
+    ]
+    ab_version = os.environ.get("AB_VERSION", "")
+    return [*argv, "--ab-version", ab_version] if ab_version else argv
+
+
 def handler(event: dict, context: object) -> dict:
     import boto3
 
@@ -54,22 +77,7 @@ def handler(event: dict, context: object) -> dict:
         labels = Path(tmp) / "labels.csv"
         s3.download_file(*_split(os.environ["LABELS_URL"]), str(labels))
         out = Path(tmp) / "report"
-        argv = [
-            "--captures",
-            *captures,
-            "--labels",
-            str(labels),
-            "--model",
-            os.environ["MODEL_DIR"],
-            "--out",
-            str(out),
-            "--window",
-            os.environ.get("WINDOW", "7d"),
-            "--as-of",
-            "now",
-            "--emf-stdout",
-            "--no-progress",
-        ]
+        argv = monitor_argv(captures, labels, out)
         code = main(argv)
         bucket, prefix = _split(os.environ["REPORT_URL"].rstrip("/") + f"/{now:%Y-%m-%d}/")
         decision = None

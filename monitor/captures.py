@@ -13,7 +13,13 @@ take the same path; the JSON object starts at the line's first ``{``. A line is 
 - ``prediction``.
 
 Strings must be JSON strings and numbers JSON numbers (``"0.5"`` is not a probability). Readers ignore keys they do
-not know. Duplicates by ``inference_id`` keep the most recent record (a part predicted again keeps its latest
+not know. The optional ``shadow`` object (``SHADOW_MODEL_VERSION`` in the handler: ``model_version``, ``probability``,
+``label``) is typed like the record's own fields: absent or ``null`` is fine, anything else that is not such an object
+makes the line ``invalid`` (reason ``shadow`` or ``shadow.<field>``).
+
+``captures`` holds the served model's records and, under an A/B split (``--ab-version``), the second version's: a
+record's ``model_version`` names the model that answered that row. Records of any other version are counted, not
+analysed. Duplicates by ``inference_id`` keep the most recent record (a part predicted again keeps its latest
 prediction); the rest are counted. A truncated gzip file is salvaged up to its last whole line and reported.
 """
 
@@ -73,12 +79,22 @@ def _structure(names: tuple[str, ...]) -> str:
     return (
         '{"record": "VARCHAR", "schema": "JSON", "inference_id": "JSON", "request_id": "VARCHAR", '
         '"timestamp": "JSON", "model_version": "JSON", "probability": "JSON", "label": "JSON", '
+        '"shadow": {"model_version": "JSON", "probability": "JSON", "label": "JSON"}, '
         f'"features": {{{features}}}}}'
     )
 
 
 def _string(expr: str) -> str:
     return f"CASE WHEN left({expr}, 1) = '\"' THEN json_extract_string({expr}, '$') END"
+
+
+# Only a present shadow is checked: the handler leaves it out when the shadow failed on that request.
+SHADOW_CHECKS = """
+            WHEN has_shadow AND shadow_shapeless THEN 'shadow'
+            WHEN has_shadow AND (shadow_version IS NULL OR shadow_version = '') THEN 'shadow.model_version'
+            WHEN has_shadow AND (shadow_probability IS NULL OR NOT isfinite(shadow_probability)
+                OR shadow_probability < 0 OR shadow_probability > 1) THEN 'shadow.probability'
+            WHEN has_shadow AND (shadow_label IS NULL OR shadow_label NOT IN (0, 1)) THEN 'shadow.label'"""
 
 
 def _parse_sql(names: tuple[str, ...], source_sql: str) -> str:
@@ -106,6 +122,12 @@ def _parse_sql(names: tuple[str, ...], source_sql: str) -> str:
             TRY_CAST(r.probability::VARCHAR AS DOUBLE) AS probability,
             TRY_CAST(r.label::VARCHAR AS INTEGER) AS label,
             r.features IS NULL AS no_features,
+            r.shadow IS NOT NULL AS has_shadow,
+            -- a shadow that is not an object (a string, a list) parses to a struct whose members are all NULL
+            coalesce(r.shadow.model_version, r.shadow.probability, r.shadow.label) IS NULL AS shadow_shapeless,
+            {_string("r.shadow.model_version")} AS shadow_version,
+            TRY_CAST(r.shadow.probability::VARCHAR AS DOUBLE) AS shadow_probability,
+            TRY_CAST(r.shadow.label::VARCHAR AS INTEGER) AS shadow_label,
             {feats}
         FROM records
     ), checked AS (
@@ -118,6 +140,7 @@ def _parse_sql(names: tuple[str, ...], source_sql: str) -> str:
             WHEN label IS NULL OR label NOT IN (0, 1) THEN 'label'
             WHEN no_features THEN 'features'
             {bad_feature}
+            {SHADOW_CHECKS}
             END AS reason
         FROM typed
     )
@@ -130,7 +153,7 @@ def _parse_sql(names: tuple[str, ...], source_sql: str) -> str:
         reason,
         CASE WHEN kind = 'corrupt' OR (record = '{C.RECORD}' AND (reason IS NOT NULL OR schema IS DISTINCT FROM 1))
              THEN left(line, 160) END AS snippet,
-        inference_id, ts_us, model_version, probability, label,
+        inference_id, ts_us, model_version, probability, label, shadow_version, shadow_probability, shadow_label,
         {", ".join(_q(n) for n in names)}
     FROM checked
     """
@@ -187,7 +210,8 @@ class CaptureReader:
         cols = ", ".join(f"{_q(n)} DOUBLE" for n in names)
         con.execute(
             "CREATE OR REPLACE TEMP TABLE parsed (path VARCHAR, kind VARCHAR, reason VARCHAR, snippet VARCHAR, "
-            f"inference_id VARCHAR, ts_us BIGINT, model_version VARCHAR, probability DOUBLE, label INTEGER, {cols})"
+            "inference_id VARCHAR, ts_us BIGINT, model_version VARCHAR, probability DOUBLE, label INTEGER, "
+            f"shadow_version VARCHAR, shadow_probability DOUBLE, shadow_label INTEGER, {cols})"
         )
 
     def read(self, files: list[InputFile], progress: bool = False) -> None:
@@ -226,8 +250,9 @@ class CaptureReader:
         self.stats.truncated_files.append(f.name)
         return InputFile(plain, f.name, gzip=False, parquet=False, size=plain.stat().st_size)
 
-    def finish(self, model_version: str) -> CaptureStats:
-        """Count every kind of line, collect examples, and build ``captures`` for ``model_version``."""
+    def finish(self, model_version: str, ab_version: str | None = None) -> CaptureStats:
+        """Count every kind of line, collect examples, and build ``captures`` for ``model_version`` (and
+        ``ab_version``, the second version of an A/B split, when given)."""
         s = self.stats
         con = self.con
         s.kinds = dict(con.execute("SELECT kind, count(*) FROM parsed GROUP BY kind").fetchall())
@@ -237,23 +262,20 @@ class CaptureReader:
         s.invalid_fields = dict(
             con.execute("SELECT reason, count(*) FROM parsed WHERE kind = 'invalid' GROUP BY reason").fetchall()
         )
-        s.other_versions = dict(
-            con.execute(
-                "SELECT model_version, count(*) FROM parsed "
-                "WHERE kind = 'prediction' AND model_version <> ? GROUP BY 1",
-                [model_version],
-            ).fetchall()
+        per_version = dict(
+            con.execute("SELECT model_version, count(*) FROM parsed WHERE kind = 'prediction' GROUP BY 1").fetchall()
         )
+        analysed = [v for v in per_version if v == model_version or (ab_version and same_version(v, ab_version))]
+        s.other_versions = {v: n for v, n in per_version.items() if v not in analysed}
         s.examples = self._examples() + rejects[: C.EXAMPLES_PER_PROBLEM]
         con.execute(
             "CREATE OR REPLACE TEMP TABLE captures AS SELECT * EXCLUDE (kind, reason, snippet) FROM parsed "
-            "WHERE kind = 'prediction' AND model_version = ? "
+            "WHERE kind = 'prediction' AND list_contains(?, model_version) "
             "QUALIFY row_number() OVER (PARTITION BY inference_id ORDER BY ts_us DESC, path DESC) = 1",
-            [model_version],
+            [analysed],
         )
         s.unique = con.execute("SELECT count(*) FROM captures").fetchall()[0][0]
-        matching = s.kinds.get("prediction", 0) - sum(s.other_versions.values())
-        s.duplicates = matching - s.unique
+        s.duplicates = sum(per_version[v] for v in analysed) - s.unique
         return s
 
     def _rejects(self) -> list[dict]:
@@ -288,6 +310,12 @@ class CaptureReader:
                 item["line"] = line
             out.append(item)
         return out
+
+
+def same_version(record_version: str, wanted: str) -> bool:
+    """A record's ``model_version`` (``v1.1_12D_GB``) is ``wanted`` given as itself or as its folder name (``v1.1``,
+    the form ``AB_SPLIT`` takes)."""
+    return record_version == wanted or record_version.startswith(wanted + "_")
 
 
 def _line_number(path: Path, snippet: str | None) -> int | None:

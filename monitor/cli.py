@@ -67,6 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="where the report goes")
     parser.add_argument(
+        "--ab-version",
+        default=None,
+        metavar="VERSION",
+        help="the second version of an A/B split (AB_SPLIT=VERSION:share), e.g. v1.1: its rows join the analysis "
+        "(report.json's by_model_version); the model's signals stay judged on --model's rows",
+    )
+    parser.add_argument(
         "--window",
         type=parse_window,
         default=parse_window(C.DEFAULT_WINDOW),
@@ -117,7 +124,22 @@ def main(argv: list[str] | None = None) -> int:
         f"window {window['start'][:16]} .. {window['end'][:16]}: {window['predictions']} predictions, "
         f"{q['labelled']} labelled, F1 {f1}, max PSI {report['drift']['max_psi'] or 0:.3f}"
     )
+    _print_second_model(report)
     print(f"report: {args.out / C.REPORT_HTML} and {args.out / C.REPORT_JSON}")
     if args.emf_stdout:
         print(result.emf)
     return report["exit_code"]
+
+
+def _print_second_model(report: dict) -> None:
+    for version, q in (report["by_model_version"] or {}).items():
+        f1 = "n/a" if q["f1"] is None else f"{q['f1']:.3f}"
+        print(f"  {version}: {q['rows']} rows, {q['labelled']} labelled, F1 {f1}")
+    shadow = report["shadow"]
+    if shadow:
+        f1s = [shadow[k]["f1"] for k in ("served", "shadow")]
+        shown = " vs ".join("n/a" if v is None else f"{v:.3f}" for v in f1s)
+        print(
+            f"shadow {shadow['model_version']}: agreement {shadow['agreement']:.3f} on {shadow['rows']} rows; "
+            f"F1 served vs shadow {shown} on {shadow['labelled']} labelled"
+        )

@@ -108,6 +108,93 @@ def _quality(report: dict, min_labelled: int) -> str:
     )
 
 
+def _band(ci: list[float] | None) -> str:
+    return f"{ci[0]:.3f} .. {ci[1]:.3f}" if ci else "n/a"
+
+
+def _versions(report: dict) -> str:
+    """Per answering version under an A/B split; the model's signals read the served version's rows."""
+    per = report.get("by_model_version")
+    if not per:
+        return ""
+    served = report["model"]["version"]
+    rows = ""
+    for version, q in per.items():
+        mark = " (served; signals)" if version == served else ""
+        cells = "".join(f"<td>{_fmt(q[k])}</td>" for k in ("precision", "recall", "fpr", "fnr"))
+        rows += (
+            f"<tr><td>{_esc(version)}{mark}</td><td>{q['rows']:,}</td><td>{q['labelled']:,}</td>"
+            f"<td>{_fmt(q['f1'])} <span class='muted'>[{_band(q['ci'].get('f1'))}]</span></td>{cells}</tr>"
+        )
+    return (
+        "<h2>Quality per model version (A/B split)</h2><p class='muted'>The quality above is the whole traffic. "
+        f"performance_drop and rollback are judged on {_esc(served)}'s rows only; drift, new labels and the "
+        "schedule on every row.</p><table><tr><th>version</th><th>rows</th><th>labelled</th><th>F1 [95% CI]</th>"
+        f"<th>precision</th><th>recall</th><th>FPR</th><th>FNR</th></tr>{rows}</table>"
+    )
+
+
+def _shadow_chart(shadow: dict) -> str:
+    import matplotlib.pyplot as plt
+
+    bars = [
+        ("agreement", shadow["agreement"], shadow["agreement_ci"], "#555"),
+        ("F1 served", shadow["served"]["f1"], shadow["served"]["ci"].get("f1"), "#1565c0"),
+        (f"F1 shadow {shadow['model_version']}", shadow["shadow"]["f1"], shadow["shadow"]["ci"].get("f1"), "#ef6c00"),
+    ]
+    bars = [b for b in bars if b[1] is not None]
+    fig, ax = plt.subplots(figsize=(6.5, 0.55 * len(bars) + 0.9))
+    for y, (_name, value, ci, colour) in enumerate(bars):
+        lo, hi = ci or [value, value]
+        ax.errorbar(value, y, xerr=[[value - lo], [hi - value]], fmt="o", color=colour, capsize=4)
+        ax.text(hi, y, f"  {value:.3f}", va="center", fontsize=8)
+    ax.set_yticks(range(len(bars)), [b[0] for b in bars], fontsize=8)
+    # the rollback line belongs to the F1 rows only, not to agreement (row 0)
+    ax.plot(
+        [C.ROLLBACK_F1] * 2,
+        [0.5, len(bars) - 0.5],
+        color="#c62828",
+        ls="--",
+        lw=1,
+        label=f"rollback F1 {C.ROLLBACK_F1}",
+    )
+    ax.legend(fontsize=7, loc="lower left")
+    ax.set_xlim(0, 1.08)
+    ax.invert_yaxis()
+    ax.set_title("Shadow against served (95% intervals)", fontsize=9)
+    return _png(fig)
+
+
+def _labels_note(shadow: dict, minimum: int) -> str:
+    if not shadow["labelled"]:
+        return "<p class='muted'>No labels for the compared rows yet: agreement only.</p>"
+    if not shadow["sufficient_labels"]:
+        return f"<p class='fired'>Only {shadow['labelled']} labelled rows (minimum {minimum}): indicative.</p>"
+    return ""
+
+
+def _shadow(report: dict) -> str:
+    shadow = report.get("shadow")
+    if not shadow:
+        return ""
+    d, m = shadow["f1_difference"], shadow["mcnemar"]
+    cards = [
+        ("rows compared", f"{shadow['rows']:,}", f"{shadow['coverage']:.0%} of the window"),
+        ("agreement", _fmt(shadow["agreement"]), f"95% CI {_band(shadow['agreement_ci'])}"),
+        ("F1 served", _fmt(shadow["served"]["f1"]), f"95% CI {_band(shadow['served']['ci'].get('f1'))}"),
+        ("F1 shadow", _fmt(shadow["shadow"]["f1"]), f"95% CI {_band(shadow['shadow']['ci'].get('f1'))}"),
+        ("F1 shadow - served", _fmt(d["value"]), f"paired 95% CI {_band(d['ci'])}"),
+        ("McNemar", f"p {m['p_value']:.3g}", f"only served right {m['b']}, only shadow right {m['c']}"),
+    ]
+    html_cards = "".join(f"<div class='card'>{k}<b>{v}</b><span class='muted'>{n}</span></div>" for k, v, n in cards)
+    note = _labels_note(shadow, report["thresholds"]["min_labelled"])
+    return (
+        f"<h2>Shadow model {_esc(shadow['model_version'])} against the served model</h2>"
+        f"<p class='muted'>Agreement on every compared row; F1s on the {shadow['labelled']:,} labelled ones.</p>"
+        f"{note}<div class='cards'>{html_cards}</div>{_shadow_chart(shadow) if shadow['labelled'] else ''}"
+    )
+
+
 def _quality_trend(report: dict, test_f1: float, min_labelled: int) -> str:
     import matplotlib.pyplot as plt
 
@@ -322,6 +409,8 @@ def render(report: dict, windows: dict, names: list[str], quantiles: np.ndarray,
             f"as of {_esc(report['as_of'][:19])}, model trained {_esc(report['model']['trained_at'][:10])}</p>",
             _decision(report),
             _quality(report, min_labelled),
+            _versions(report),
+            _shadow(report),
             _quality_trend(report, report["model"]["test_f1"], min_labelled),
             _psi_heatmap(report, names),
             _drift_table(report),

@@ -67,6 +67,8 @@ def build(
             "labelled": current["labelled"],
         },
         "quality": {**q, "sufficient_labels": current["sufficient_labels"]},
+        "by_model_version": current["by_model_version"],
+        "shadow": current["shadow"],
         "drift": drift,
         "defect_rate": current["defect_rate"],
         "triggers": fired,

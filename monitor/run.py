@@ -34,7 +34,8 @@ def connect() -> duckdb.DuckDBPyConnection:
 
 def _empty_window(ref: ModelReference, as_of, width: timedelta) -> Window:  # type: ignore[no-untyped-def]
     empty = np.empty(0)
-    return Window(0, as_of - width, as_of, np.empty((0, len(ref.names))), empty, empty.astype(int), empty.astype(int))
+    features = np.empty((0, len(ref.names)))
+    return Window(0, as_of - width, as_of, features, empty, empty.astype(int), empty.astype(int), empty.astype(object))
 
 
 def analyse(con: duckdb.DuckDBPyConnection, ref: ModelReference, options: Options, inputs: dict) -> Result:
@@ -60,7 +61,7 @@ def monitor(args: argparse.Namespace, scratch: Path, progress: bool) -> Result:
     files = resolve(args.captures, scratch / "s3", progress)
     reader = CaptureReader(con, ref.names, scratch / "salvaged")
     reader.read(files, progress)
-    capture_stats = reader.finish(ref.model_version)
+    capture_stats = reader.finish(ref.model_version, args.ab_version)
     labels, label_stats = read_labels(args.labels)
     analysis.register_labels(con, labels)
     analysis.count_unmatched(con, label_stats)

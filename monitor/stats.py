@@ -173,3 +173,71 @@ def _auc_ci(y_true: np.ndarray, proba: np.ndarray, rng: np.random.Generator, lo:
     values = np.concatenate(aucs)
     values = values[np.isfinite(values)]
     return [float(np.percentile(values, lo)), float(np.percentile(values, hi))]
+
+
+def _percentiles(values: np.ndarray) -> list[float] | None:
+    values = values[np.isfinite(values)]
+    if not values.size:
+        return None
+    lo, hi = 100 * (1 - C.CI_LEVEL) / 2, 100 * (1 + C.CI_LEVEL) / 2
+    return [float(np.percentile(values, lo)), float(np.percentile(values, hi))]
+
+
+def wilson(successes: int, n: int) -> list[float] | None:
+    """Wilson score interval of a share: unlike the normal one it stays inside [0, 1] and is honest near 0 or 1,
+    where an agreement rate lives."""
+    if n == 0:
+        return None
+    from scipy.stats import norm
+
+    z = float(norm.ppf((1 + C.CI_LEVEL) / 2))
+    share = successes / n
+    centre = (share + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(share * (1 - share) / n + z * z / (4 * n * n))
+    return [max(0.0, centre - half), min(1.0, centre + half)]
+
+
+def paired_f1_difference(y_true: np.ndarray, a: np.ndarray, b: np.ndarray, seed: int = C.SEED) -> dict:
+    """F1(b) - F1(a) on the same labelled rows, with a paired bootstrap CI.
+
+    Resampling rows jointly keeps the pairing; it equals multinomial resampling of the eight (truth, a, b) cells,
+    so its cost does not grow with the rows.
+    """
+    y, a, b = (np.asarray(v).astype(np.int64) for v in (y_true, a, b))
+    cells = np.bincount(4 * y + 2 * a + b, minlength=8).astype(np.float64)
+    n = int(cells.sum())
+    point = _f1_difference(cells[None, :])[0]
+    out: dict = {"value": _clean(point), "ci": None}
+    if n:
+        draws = np.random.default_rng(seed).multinomial(n, cells / n, size=C.BOOTSTRAP_REPS)
+        out["ci"] = _percentiles(_f1_difference(draws.astype(np.float64)))
+    return out
+
+
+def _f1_difference(cells: np.ndarray) -> np.ndarray:
+    """(B, 8) counts indexed 4*truth + 2*a + b -> (B,) F1(b) - F1(a)."""
+    truth, a, b = (np.arange(8) >> 2) & 1, (np.arange(8) >> 1) & 1, np.arange(8) & 1
+
+    def f1(pred: np.ndarray) -> np.ndarray:
+        tp = cells[:, (truth == 1) & (pred == 1)].sum(axis=1)
+        fp = cells[:, (truth == 0) & (pred == 1)].sum(axis=1)
+        fn = cells[:, (truth == 1) & (pred == 0)].sum(axis=1)
+        return _ratio(2 * tp, 2 * tp + fp + fn)
+
+    return f1(b) - f1(a)
+
+
+def mcnemar(y_true: np.ndarray, a: np.ndarray, b: np.ndarray) -> dict:
+    """McNemar's exact test on the labelled rows where exactly one model is right (statsmodels' exact form).
+
+    ``b``: rows only the first model gets right, ``c``: rows only the second does; p = min(1, 2 P(X <= min(b, c)))
+    for X ~ Binomial(b + c, 1/2).
+    """
+    from scipy.stats import binom
+
+    y = np.asarray(y_true).astype(bool)
+    right_a, right_b = np.asarray(a).astype(bool) == y, np.asarray(b).astype(bool) == y
+    only_a, only_b = int(np.sum(right_a & ~right_b)), int(np.sum(~right_a & right_b))
+    n = only_a + only_b
+    p = 1.0 if n == 0 else min(1.0, 2 * float(binom.cdf(min(only_a, only_b), n, 0.5)))
+    return {"b": only_a, "c": only_b, "p_value": p}
