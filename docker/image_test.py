@@ -173,16 +173,24 @@ def build_slim(tag: str = SLIM) -> None:
     build(tag, "Dockerfile", "--build-arg", f"BASE_IMAGE={LAMBDA_BASE}")
 
 
+def docker_time_epoch(stamp: str) -> float | None:
+    """Seconds since the epoch for docker's UTC RFC 3339 time with nanoseconds (``2026-11-26T05:17:11.123456789Z``,
+    more digits than ``datetime`` parses); None for anything else, e.g. the zero time of a container not started."""
+    seconds, dot, fraction = stamp.strip().removesuffix("Z").partition(".")
+    if not dot or not fraction.isdigit():
+        return None
+    try:
+        return datetime.fromisoformat(seconds).replace(tzinfo=UTC).timestamp() + float(f"0.{fraction}")
+    except ValueError:
+        return None
+
+
 def _started_epoch(container: str) -> float | None:
-    """When the container's process started (docker's State.StartedAt, RFC 3339 with nanoseconds), or None."""
+    """When the container's process started (docker's State.StartedAt), or None."""
     proc = subprocess.run(
         [DOCKER, "inspect", "-f", "{{.State.StartedAt}}", container], capture_output=True, text=True, check=False
     )
-    stamp = proc.stdout.strip().removesuffix("Z")
-    if proc.returncode != 0 or "." not in stamp:
-        return None
-    seconds, fraction = stamp.split(".", 1)
-    return datetime.fromisoformat(seconds).replace(tzinfo=UTC).timestamp() + float(f"0.{fraction}")
+    return docker_time_epoch(proc.stdout) if proc.returncode == 0 else None
 
 
 def run_container(
