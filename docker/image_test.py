@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-reference", action="store_true", help="do not build or time the torch image")
     args = parser.parse_args(argv)
     failures: list[str] = []
-    build_slim()
+    build_slim(SLIM)
     print("checks through the Runtime API:")
     scenario_checks(failures)
     base_mb, slim_mb = image_mb(LAMBDA_BASE), image_mb(SLIM)
