@@ -16,7 +16,7 @@ MAX_EPOCHS ?=
 TRAIN_FLAGS := $(if $(SEED),--seed $(SEED),) $(if $(MAX_EPOCHS),--max-epochs $(MAX_EPOCHS),)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv data train convert convert-check demo monitor-demo invoke test lint iac-scan format bench image-test power-tune image ecr-push deploy clean
+.PHONY: help venv data train convert convert-check demo monitor-demo invoke test lint format bench image-test image ecr-push deploy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -58,6 +58,7 @@ lint: $(STAMP) ## ruff lint + format check, mypy on the serving path, cfn-lint a
 	$(MAKE) --no-print-directory iac-scan
 
 # checkov lives in its own venv (requirements-iac.txt): its dependency tree stays out of the pinned dev environment.
+.PHONY: iac-scan power-tune
 IAC_VENV := .venv-iac
 IAC_STAMP := $(IAC_VENV)/.installed
 
