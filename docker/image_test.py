@@ -27,6 +27,7 @@ import tempfile
 import threading
 import time
 import uuid
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -45,10 +46,16 @@ DOCKER = "/usr/bin/docker" if Path("/usr/bin/docker").exists() else "docker"
 class RuntimeAPI:
     """A Lambda Runtime API (2018-06-01) serving queued events and recording what the runtime posts back."""
 
-    def __init__(self, events: list[dict]) -> None:
+    def __init__(self, events: list[dict], interval_s: float = 0.0) -> None:
         self.events = list(events)
+        self.interval_s = interval_s  # at least this long between handing out two events (0: back to back)
+        self._last_handout = 0.0
         self.responses: list[tuple[str, dict]] = []  # (kind, payload) in arrival order: response/error/init_error
+        self.durations_ms: list[float] = []  # per invocation: event handed out -> its result received
         self.first_response_at: float | None = None
+        self.first_next_epoch: float | None = None  # wall clock of the runtime's first /next: INIT is over
+        self.container_started_epoch: float | None = None  # set by run_container from `docker inspect`
+        self._handed_out: dict[str, float] = {}
         self.done = threading.Event()
         self._lock = threading.Lock()
         self._expected = len(events)
@@ -73,18 +80,26 @@ class RuntimeAPI:
             def do_GET(self):
                 if self.path != f"{API}/invocation/next":
                     return self._reply(404)
+                if api.first_next_epoch is None:
+                    api.first_next_epoch = time.time()
                 with api._lock:
                     event = api.events.pop(0) if api.events else None
                 if event is None:
                     api.done.wait(120)  # nothing left: hold the runtime here until the test stops it
                     return self._reply(410)
+                request_id = str(uuid.uuid4())
                 headers = {
-                    "Lambda-Runtime-Aws-Request-Id": str(uuid.uuid4()),
+                    "Lambda-Runtime-Aws-Request-Id": request_id,
                     "Lambda-Runtime-Deadline-Ms": str(int(time.time() * 1000) + 30_000),
                     "Lambda-Runtime-Invoked-Function-Arn": "arn:aws:lambda:eu-west-1:000000000000:function:diecast",
                     "Lambda-Runtime-Trace-Id": "Root=1-00000000-000000000000000000000000;Sampled=0",
                 }
-                self._reply(200, json.dumps(event).encode(), headers)
+                body = json.dumps(event).encode()
+                wait = api._last_handout + api.interval_s - time.perf_counter()
+                if wait > 0:  # a paced load: the runtime idles between calls as an environment does between requests
+                    time.sleep(wait)
+                api._last_handout = api._handed_out[request_id] = time.perf_counter()  # Lambda's Duration starts here
+                self._reply(200, body, headers)
 
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
@@ -99,9 +114,13 @@ class RuntimeAPI:
                     payload = json.loads(raw or b"null")
                 except ValueError:
                     payload = {"raw": raw.decode("utf-8", "replace")}
+                received = time.perf_counter()
                 with api._lock:
                     if api.first_response_at is None:
-                        api.first_response_at = time.perf_counter()
+                        api.first_response_at = received
+                    handed_out = api._handed_out.pop(self.path.split("/")[-2], None)  # .../invocation/<id>/response
+                    if handed_out is not None:
+                        api.durations_ms.append((received - handed_out) * 1000)
                     api.responses.append((kind, payload))
                     if kind == "init_error" or len(api.responses) >= api._expected:
                         api.done.set()
@@ -111,6 +130,13 @@ class RuntimeAPI:
         self.server.daemon_threads = True
         self.address = f"127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def init_s(self) -> float | None:
+        """Container process start -> the runtime's first /next: the runtime's start and the handler's INIT."""
+        if self.first_next_epoch is None or self.container_started_epoch is None:
+            return None
+        return self.first_next_epoch - self.container_started_epoch
 
     def close(self) -> None:
         self.done.set()
@@ -140,19 +166,56 @@ def image_mb(tag: str) -> float:
     return int(sh(DOCKER, "image", "inspect", "-f", "{{.Size}}", tag, quiet=True).strip()) / 1e6
 
 
-def run_container(image: str, events: list[dict], *docker_args: str, timeout: float = 120) -> tuple[RuntimeAPI, float]:
-    """Start ``image`` against a fresh Runtime API; returns the API and seconds from `docker run` to 1st reply."""
-    api = RuntimeAPI(events)
-    name = f"diecast-test-{uuid.uuid4().hex[:8]}"
+def build_slim(tag: str = SLIM) -> None:
+    """The debootstrap base, the stand-in for AWS's Python base, and the production Dockerfile on top as ``tag``."""
+    sh("bash", str(REPO / "docker" / "build-base.sh"), DEBIAN_BASE)
+    build(LAMBDA_BASE, "docker/lambda-python.Dockerfile", "--build-arg", f"DEBIAN_BASE={DEBIAN_BASE}")
+    build(tag, "Dockerfile", "--build-arg", f"BASE_IMAGE={LAMBDA_BASE}")
+
+
+def docker_time_epoch(stamp: str) -> float | None:
+    """Seconds since the epoch for docker's UTC RFC 3339 time with nanoseconds (``2026-11-26T05:17:11.123456789Z``,
+    more digits than ``datetime`` parses); None for anything else, e.g. the zero time of a container not started."""
+    seconds, dot, fraction = stamp.strip().removesuffix("Z").partition(".")
+    if not dot or not fraction.isdigit():
+        return None
+    try:
+        return datetime.fromisoformat(seconds).replace(tzinfo=UTC).timestamp() + float(f"0.{fraction}")
+    except ValueError:
+        return None
+
+
+def _started_epoch(container: str) -> float | None:
+    """When the container's process started (docker's State.StartedAt), or None."""
+    proc = subprocess.run(
+        [DOCKER, "inspect", "-f", "{{.State.StartedAt}}", container], capture_output=True, text=True, check=False
+    )
+    return docker_time_epoch(proc.stdout) if proc.returncode == 0 else None
+
+
+def run_container(
+    image: str,
+    events: list[dict],
+    *docker_args: str,
+    timeout: float = 120,
+    name_prefix: str = "diecast-test",
+    interval_s: float = 0.0,
+    command: tuple[str, ...] = (),
+) -> tuple[RuntimeAPI, float]:
+    """Start ``image`` (with ``command`` as its CMD, if given) against a fresh Runtime API; returns the API and
+    seconds from `docker run` to the first reply."""
+    api = RuntimeAPI(events, interval_s)
+    name = f"{name_prefix}-{uuid.uuid4().hex[:8]}"
     started = time.perf_counter()
     sh(
         DOCKER, "run", "-d", "--rm", "--name", name, "--network", "host",
-        "-e", f"AWS_LAMBDA_RUNTIME_API={api.address}", *docker_args, image, quiet=True,
+        "-e", f"AWS_LAMBDA_RUNTIME_API={api.address}", *docker_args, image, *command, quiet=True,
     )  # fmt: skip
     try:
         if not api.done.wait(timeout):
             logs = subprocess.run([DOCKER, "logs", name], capture_output=True, text=True, check=False)
             raise SystemExit(f"{image}: no answer in {timeout} s\n{logs.stdout[-3000:]}{logs.stderr[-3000:]}")
+        api.container_started_epoch = _started_epoch(name)
     finally:
         subprocess.run([DOCKER, "kill", name], capture_output=True, check=False)
         api.close()
@@ -222,9 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-reference", action="store_true", help="do not build or time the torch image")
     args = parser.parse_args(argv)
     failures: list[str] = []
-    sh("bash", str(REPO / "docker" / "build-base.sh"), DEBIAN_BASE)
-    build(LAMBDA_BASE, "docker/lambda-python.Dockerfile", "--build-arg", f"DEBIAN_BASE={DEBIAN_BASE}")
-    build(SLIM, "Dockerfile", "--build-arg", f"BASE_IMAGE={LAMBDA_BASE}")
+    build_slim(SLIM)
     print("checks through the Runtime API:")
     scenario_checks(failures)
     base_mb, slim_mb = image_mb(LAMBDA_BASE), image_mb(SLIM)
