@@ -1,4 +1,4 @@
-# The serving image: onnxruntime + numpy + orjson, runtime/, the handler and one model version. No torch, no sklearn.
+# The serving image: onnxruntime + numpy + orjson, runtime/, the handler and the shipped model versions. No torch.
 # Production base: AWS's Lambda Python 3.12 image (Amazon Linux 2023). `make image-test` builds this same file on a
 # local stand-in with the same conventions (LAMBDA_TASK_ROOT=/var/task, /lambda-entrypoint.sh, CMD = handler).
 ARG BASE_IMAGE=public.ecr.aws/lambda/python:3.12
@@ -23,8 +23,9 @@ RUN --mount=type=secret,id=cacert \
 
 COPY runtime/ /var/task/runtime/
 COPY lambda/handler.py lambda/proxy_events.py /var/task/
-# model.onnx, onnxruntime's cache of it when the version ships one, and the manifest naming both.
-COPY models_onnx/${MODEL_VERSION}/*.onnx models_onnx/${MODEL_VERSION}/manifest.json /var/task/models_onnx/${MODEL_VERSION}/
+# Every shipped version (model.onnx, onnxruntime's cache when it ships one, the manifest naming both): MODEL_VERSION
+# answers; SHADOW_MODEL_VERSION and AB_SPLIT may name another one (~1.5 MB each).
+COPY models_onnx/ /var/task/models_onnx/
 # Byte-compile at build time: nothing is compiled during a cold start.
 RUN python3 -m compileall -q -j 0 /var/task
 
