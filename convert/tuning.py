@@ -22,7 +22,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.metrics import accuracy_score, f1_score, make_scorer, precision_score, recall_score
-from sklearn.model_selection import ParameterSampler, StratifiedKFold, cross_validate, train_test_split
+from sklearn.model_selection import ParameterGrid, ParameterSampler, StratifiedKFold, cross_validate, train_test_split
 
 # training's metric names -> sklearn scorers; the thresholded ones score ``predict`` (the tuned threshold)
 SCORERS = {
@@ -175,7 +175,10 @@ def same_params(a: dict, b: dict) -> bool:
 
 def candidates(default: dict, space: dict, n: int, seed: int) -> list[dict]:
     """The default first, then up to ``n - 1`` distinct draws from ``space`` (sklearn's ParameterSampler)."""
-    drawn = [c for c in ParameterSampler(space, n_iter=n, random_state=seed) if not same_params(c, default)]
+    # a space of lists is sampled without replacement: never ask for more draws than it holds
+    size = len(ParameterGrid(space)) if all(isinstance(v, list) for v in space.values()) else n
+    drawn = ParameterSampler(space, n_iter=min(n, size), random_state=seed)
+    drawn = [c for c in drawn if not same_params(c, default)]
     return [dict(default), *drawn[: n - 1]]
 
 
