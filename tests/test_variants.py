@@ -74,7 +74,7 @@ def _train_and_convert(tmp: Path, name: str, train_args: list[str], env: dict[st
         ["convert.train", "--version", version, "--out", str(tmp / "originals"), "--max-epochs", MAX_EPOCHS],
         ["convert", "--version", version, "--models", str(tmp / "originals"), "--out", str(tmp / "onnx")],
     ]
-    steps[0] += train_args
+    steps[0] += ["--cv-folds", "0", *train_args]  # CV only reports (tests/test_retrain.py): skipped, to stay cheap
     steps[1] += ["--no-ort-cache", "--fuzz-rows", FUZZ_ROWS, "--report-dir", str(tmp / "reports" / slug)]
     for step in steps:
         proc = subprocess.run(
