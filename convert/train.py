@@ -217,6 +217,17 @@ def gb_features(scaler: StandardScaler, ae: AutoEncoder, X: np.ndarray) -> np.nd
     return np.hstack([S, latent_of(ae, S)])
 
 
+def check_folds(parts: dict, folds: int) -> None:
+    """Stratified folds need each class in every fold: refuse before any training rather than fail after it."""
+    y_dev = np.concatenate([parts["train"][1], parts["val"][1]])
+    fewest = int(min(y_dev.sum(), len(y_dev) - y_dev.sum()))
+    if folds > fewest:
+        raise dataset.DataValidationError(
+            f"--cv-folds {folds}: the training + validation rows hold only {fewest} of their rarer class, and each "
+            f"stratified fold needs one; pass --cv-folds {fewest if fewest >= 2 else 0} or fewer (0 skips it)"
+        )
+
+
 def tune(F: dict, parts: dict, opts: Options) -> tuple[dict | None, dict | None]:
     """Cross-validation and the optional search, on the training + validation rows (the test split stays out)."""
     if not opts.cv_folds:
@@ -261,6 +272,7 @@ def train(
     torch.use_deterministic_algorithms(True)
     parts = split(X, y, opts.seed)
     _log(f"split: train {len(parts['train'][1])}, validation {len(parts['val'][1])}, test {len(parts['test'][1])} rows")
+    check_folds(parts, opts.cv_folds)
     if opts.reused:
         scaler, ae, ae_info = frozen_encoder(opts.reused)
         info = {"reused_from": reuse_provenance(opts.reused, parts)}

@@ -193,6 +193,16 @@ def test_the_cli_refuses_a_bad_reuse_before_writing_anything(tmp_path, args, mes
     assert _digests(models / "v1.0") == before
 
 
+def test_too_few_rows_for_the_folds_are_refused_before_training(tmp_path, month_csv):
+    tiny = tmp_path / "tiny.csv"
+    tiny.write_text("".join(month_csv.read_text().splitlines(keepends=True)[:25]))  # header + 24 rows
+    out = tmp_path / "out"
+    proc = _retrain(out, tiny, "--cv-folds", "10")
+    assert proc.returncode == 2
+    assert "--cv-folds 10: the training + validation rows hold only" in proc.stderr
+    assert not out.exists()
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
