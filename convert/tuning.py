@@ -201,14 +201,15 @@ class Schedule:
     rounds: list[tuple[int, int]]  # (candidates, rows) per round
 
     @classmethod
-    def plan(cls, n_candidates: int, n_rows: int, factor: int, min_rows: int) -> Schedule:
+    def plan(cls, n_candidates: int, n_rows: int, factor: int, min_rows: int) -> Schedule | None:
+        """The rounds for ``n_candidates``, the last one on all but at most ``factor**(rounds - 1)`` rows, the first
+        on at least ``min_rows``; None when the rows cannot hold that many rounds (sklearn would then stop short
+        and pick its winner on a fraction of the data)."""
         required = 1 + floor(log(n_candidates, factor))
-        # as sklearn's 'exhaust', the last round uses ~all rows; the first never goes below min_rows (or above n_rows)
-        first = min(n_rows, max(min_rows, n_rows // factor ** (required - 1)))
-        possible = 1 + floor(log(n_rows // first, factor))
-        rounds = [
-            (ceil(n_candidates / factor**i), min(first * factor**i, n_rows)) for i in range(min(required, possible))
-        ]
+        first = n_rows // factor ** (required - 1)  # as sklearn's 'exhaust': the last round uses ~all rows
+        if first < min_rows:
+            return None
+        rounds = [(ceil(n_candidates / factor**i), first * factor**i) for i in range(required)]
         return cls(n_candidates, first, rounds)
 
     def predicted_seconds(self, fit_seconds: float, fold_rows: int, folds: int, cost: float) -> float:
@@ -216,24 +217,28 @@ class Schedule:
         return sum(c * folds * fit_seconds * cost * (rows / fold_rows) for c, rows in self.rounds)
 
 
-def _predict(pool: list[dict], default: dict, cv: dict, factor: int, min_rows: int) -> tuple[Schedule, float, float]:
-    """The halving schedule for ``pool`` and its predicted seconds: the search, and confirming one winner."""
+def _predict(pool: list[dict], default: dict, cv: dict, plan: Schedule) -> tuple[float, float]:
+    """Predicted seconds of ``plan`` on ``pool``, and of confirming its winner (the dearest candidate, to be safe)."""
     folds = cv["folds"]
-    plan = Schedule.plan(len(pool), cv["rows"], factor, min_rows)
     costs = [relative_cost(c, default) for c in pool]
     fold_rows = cv["rows"] * (folds - 1) / folds
     search = plan.predicted_seconds(cv["fit_seconds_per_fold"], fold_rows, folds, float(np.mean(costs)))
     confirm = folds * cv["fit_seconds_per_fold"] * max(costs)
-    return plan, round(search, 1), round(confirm, 1)
+    return round(search, 1), round(confirm, 1)
 
 
 def _size(pool: list[dict], settings: SearchSettings, cv: dict) -> tuple[Schedule | None, float, float]:
-    """The largest prefix of ``pool`` (at least the default and one other) whose search fits the budget."""
-    for n in range(len(pool), 1, -1):
-        plan, search, confirm = _predict(pool[:n], settings.default, cv, settings.factor, settings.min_rows)
-        if search + confirm <= settings.budget:
-            return plan, search, confirm
-    return None, search, confirm
+    """The largest prefix of ``pool`` (at least the default and one other) whose search fits the rows and the
+    budget; else None, with the smallest search's predicted seconds."""
+    sized = []
+    for n in range(2, len(pool) + 1):
+        plan = Schedule.plan(n, cv["rows"], settings.factor, settings.min_rows)
+        if plan is not None:
+            sized.append((plan, *_predict(pool[:n], settings.default, cv, plan)))
+    fitting = [s for s in sized if s[1] + s[2] <= settings.budget]
+    if fitting:
+        return fitting[-1]
+    return (None, *sized[0][1:]) if sized else (None, float("inf"), float("inf"))
 
 
 def _rounds(search) -> list[dict]:
@@ -294,7 +299,8 @@ def search_gb(F: np.ndarray, y: np.ndarray, protocol: Protocol, cv: dict, settin
     best = search.best_params_["gb_params"]
     record |= {
         "predicted_seconds": predicted,
-        "rounds": [list(r) for r in plan.rounds],
+        # as sklearn ran them; Schedule.plan mirrors its arithmetic to size the search (a test holds them equal)
+        "rounds": [[int(c), int(r)] for c, r in zip(search.n_candidates_, search.n_resources_, strict=True)],
         "candidates": _rounds(search),
         "best": best,
         "search_seconds": round(time.perf_counter() - started, 1),

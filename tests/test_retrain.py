@@ -277,6 +277,14 @@ def test_the_thresholded_gb_picks_its_threshold_on_its_inner_validation_part(sma
 # --- the search ------------------------------------------------------------------------------------------------
 
 
+def test_the_schedule_ends_on_all_rows_or_is_refused():
+    from convert.tuning import Schedule
+
+    assert Schedule.plan(26, 6404, 3, 300).rounds == [(26, 711), (9, 2133), (3, 6399)]
+    assert Schedule.plan(27, 6404, 3, 300) is None  # a 4th round would start on 237 rows, below the floor
+    assert Schedule.plan(2, 1000, 3, 300).rounds == [(2, 1000)]
+
+
 def test_the_significance_rule_on_hand_made_scores():
     from convert.tuning import significant_gain
 
@@ -306,7 +314,7 @@ STRONG_SPACE = {"n_estimators": [40], "max_depth": [3], "learning_rate": [0.1, 0
 
 
 def test_the_search_adopts_a_candidate_only_with_a_significant_gain_and_records_what_it_tried(small_features):
-    from convert.tuning import significant_gain
+    from convert.tuning import Schedule, significant_gain
 
     F, y = small_features
     cv, found = _search(F, y, WEAK, STRONG_SPACE)
@@ -314,9 +322,9 @@ def test_the_search_adopts_a_candidate_only_with_a_significant_gain_and_records_
     assert tried[0]["params"] == WEAK  # the default is always in the race
     assert len(tried) == 4
     assert all(r["f1_mean"] >= 0 and r["rows"] > 0 for c in tried for r in c["rounds"])
-    # the schedule that was predicted is the one sklearn ran: candidates and rows per round
-    ran = [(sum(r["rows"] == rows for c in tried for r in c["rounds"]), rows) for _, rows in found["rounds"]]
-    assert ran == [tuple(r) for r in found["rounds"]]
+    # the schedule the budget was sized on is the one sklearn ran: candidates and rows per round
+    assert [list(r) for r in Schedule.plan(4, len(y), 3, 150).rounds] == found["rounds"] == [[4, 400], [2, 1200]]
+    assert [sum(r["rows"] == rows for c in tried for r in c["rounds"]) for _, rows in found["rounds"]] == [4, 2]
     rule = significant_gain(found["best_cv_f1"]["folds"], cv["f1_score"]["folds"])
     assert found["rule_result"] == rule
     assert rule["significant"]  # a 2-stump GB predicts the base rate: any real GB beats it clearly
