@@ -81,8 +81,9 @@ def _folder(models_root: Path, version: str) -> Path:
     return folder
 
 
-def _check_features(version: str, metadata: dict, scaler) -> None:
-    names = [f.get("name") for f in metadata.get("features", [])]
+def _check_features(version: str, metadata: object, scaler) -> None:
+    features = metadata.get("features") if isinstance(metadata, dict) else None
+    names = [f.get("name") if isinstance(f, dict) else None for f in features or []]
     if names != list(dataset.FEATURE_NAMES):
         missing = sorted(set(dataset.FEATURE_NAMES) - set(names))[:10]
         unknown = sorted(set(map(str, names)) - set(dataset.FEATURE_NAMES))[:10]
