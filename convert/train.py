@@ -3,6 +3,10 @@
 Writes ``deployment_models/<version>/`` in the original deployment's layout (``convert.originals``). torch runs
 single-threaded, deterministic and at the pinned kernel level (``convert.kernels``), so one seed gives the same
 files bit for bit on every x86-64 CPU.
+
+``--reuse-ae`` keeps a version's scaler and encoder and retrains only the GB (``convert.reuse``); ``--cv-folds`` and
+``--search-budget`` cross-validate the GB stage and search its hyperparameters (``convert.tuning``). Every constant
+they use is here.
 """
 
 from __future__ import annotations
