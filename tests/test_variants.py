@@ -66,9 +66,9 @@ def _variants(tmp: Path) -> dict[str, tuple[list[str], dict[str, str]]]:
     return out
 
 
-def _train_and_convert(tmp: Path, name: str, train_args: list[str], env: dict[str, str]) -> dict:
+def _train_and_convert(tmp: Path, index: int, name: str, train_args: list[str], env: dict[str, str]) -> dict:
     slug = name.replace(" ", "-").replace("%", "")
-    version = f"v0-{slug}"
+    version = f"v0.{index}"  # a served version must match v<n>[.<n>...] (runtime/artifacts.py)
     run_env = {**os.environ, **env}
     steps = [
         ["convert.train", "--version", version, "--out", str(tmp / "originals"), "--max-epochs", MAX_EPOCHS],
@@ -89,7 +89,8 @@ def _train_and_convert(tmp: Path, name: str, train_args: list[str], env: dict[st
 def test_honest_retrains_all_certify_and_publish(tmp_path):
     variants = _variants(tmp_path)
     with ThreadPoolExecutor(max_workers=max(2, min(len(variants), os.cpu_count() or 2))) as pool:
-        results = list(pool.map(lambda kv: _train_and_convert(tmp_path, kv[0], *kv[1]), variants.items()))
+        jobs = [(i, name, *spec) for i, (name, spec) in enumerate(variants.items(), 1)]
+        results = list(pool.map(lambda job: _train_and_convert(tmp_path, *job), jobs))
     failed = [r for r in results if not r["ok"]]
     assert not failed, "\n\n".join(f"== {r['name']}\n{r['log']}" for r in failed)
     digests = set()
