@@ -13,7 +13,12 @@ EVENT ?= tests/events/direct_named.json
 FORCE_FLAG := $(if $(filter 1 yes true,$(FORCE)),--force,)
 SEED ?=
 MAX_EPOCHS ?=
-TRAIN_FLAGS := $(if $(SEED),--seed $(SEED),) $(if $(MAX_EPOCHS),--max-epochs $(MAX_EPOCHS),)
+REUSE_AE ?=
+CV_FOLDS ?=
+SEARCH_BUDGET ?=
+TRAIN_FLAGS := $(if $(SEED),--seed $(SEED),) $(if $(MAX_EPOCHS),--max-epochs $(MAX_EPOCHS),) \
+	$(if $(REUSE_AE),--reuse-ae $(REUSE_AE),) $(if $(CV_FOLDS),--cv-folds $(CV_FOLDS),) \
+	$(if $(SEARCH_BUDGET),--search-budget $(SEARCH_BUDGET),)
 
 .DEFAULT_GOAL := help
 .PHONY: help venv data train convert convert-check demo monitor-demo invoke test lint format bench image-test image ecr-push deploy clean \
@@ -32,7 +37,7 @@ venv: $(STAMP) ## create .venv with the conversion, test and lint tools (torch==
 data: $(STAMP) ## regenerate the embedded synthetic dataset and its schema
 	$(PY) -m convert.dataset
 
-train: $(STAMP) ## train originals into deployment_models/VERSION (DATA=path.csv, SEED=, MAX_EPOCHS=, FORCE=1)
+train: $(STAMP) ## train originals into deployment_models/VERSION (DATA=, SEED=, MAX_EPOCHS=, REUSE_AE=, CV_FOLDS=, SEARCH_BUDGET=, FORCE=1)
 	$(PY) -m convert.train --version $(VERSION) --data $(DATA) $(TRAIN_FLAGS) $(FORCE_FLAG)
 
 convert: $(STAMP) ## export deployment_models/VERSION to models_onnx/VERSION with its certificate (FORCE=1)

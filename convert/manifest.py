@@ -16,7 +16,7 @@ PERFORMANCE_KEYS = ("f1_score", "roc_auc", "accuracy", "precision", "recall")
 # Readings are answered within the training mean +- this many training ranges: the certificate's generated rows
 # reach that far (convert.certificate.fuzz_rows), and the float32 encoder overflows only thousands of ranges out.
 ENVELOPE_WIDTHS = 100.0
-TRAINING_KEYS = ("data", "data_sha256", "rows", "defect_rate", "seed", "torch_kernels", "cpu")
+TRAINING_KEYS = ("data", "data_sha256", "rows", "defect_rate", "seed", "torch_kernels", "cpu", "reused_from")
 
 
 def fields(reference, version: str, n_latent: int) -> dict:

@@ -49,6 +49,13 @@ def save(folder: Path, scaler, autoencoder, gb, metadata: dict) -> None:
 
     torch.save(autoencoder.state_dict(), folder / AE_FILE)
     joblib.dump(scaler, folder / SCALER_FILE)
+    save_gb(folder, gb, metadata)
+
+
+def save_gb(folder: Path, gb, metadata: dict) -> None:
+    """Write the GB and the metadata into ``folder``: all a retrain with a reused scaler and encoder writes."""
+    import joblib
+
     joblib.dump(gb, folder / GB_FILE)
     write_json(folder / METADATA_FILE, metadata)
 

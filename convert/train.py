@@ -3,15 +3,21 @@
 Writes ``deployment_models/<version>/`` in the original deployment's layout (``convert.originals``). torch runs
 single-threaded, deterministic and at the pinned kernel level (``convert.kernels``), so one seed gives the same
 files bit for bit on every x86-64 CPU.
+
+``--reuse-ae`` keeps a version's scaler and encoder and retrains only the GB (``convert.reuse``); ``--cv-folds`` and
+``--search-budget`` cross-validate the GB stage and search its hyperparameters (``convert.tuning``). Every constant
+they use is here.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +28,7 @@ from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_sc
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
-from convert import dataset, kernels, originals
+from convert import dataset, kernels, originals, reuse, tuning
 from convert.model import LATENT_DIM, AutoEncoder, focal_loss
 
 SEED = 42
@@ -35,6 +41,20 @@ AE_PATIENCE = 8
 AE_GRAD_CLIP = 1.0
 FOCAL_WEIGHT = 0.5
 GB_PARAMS = {"n_estimators": 200, "max_depth": 6, "learning_rate": 0.1, "subsample": 1.0}
+THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.01), 2)  # the decision threshold: best F1 on validation
+CV_FOLDS = 5  # stratified folds of the GB stage's cross-validated metrics (--cv-folds; 0 skips them)
+# The hyperparameter search (--search-budget): successive halving over candidates drawn from this space, the
+# default always among them. Depth and trees are capped so that no candidate costs more than ~2x the default.
+SEARCH_SPACE = {
+    "n_estimators": [100, 150, 200, 300],
+    "max_depth": [3, 4, 5, 6, 7, 8],
+    "learning_rate": [0.03, 0.05, 0.1, 0.2],
+    "subsample": [0.7, 0.85, 1.0],
+    "min_samples_leaf": [1, 5, 20],
+}
+SEARCH_MAX_CANDIDATES = 27  # 3^3: four halving rounds when the budget allows
+SEARCH_FACTOR = 3  # each round keeps the best third on three times the rows
+SEARCH_MIN_ROWS = 300  # a first round on fewer rows has too few defects per fold to rank candidates
 # A prediction's confidence is its distance from the decision threshold as a share of the room on its side:
 # (p - t) / (1 - t) for a defect, (t - p) / t for a normal part; "high" from 0.6, "medium" from 0.3, else "low".
 CONFIDENCE_BANDS = {"high": 0.6, "medium": 0.3}
@@ -114,9 +134,7 @@ def latent_of(model: AutoEncoder, X_scaled: np.ndarray) -> np.ndarray:
 
 def best_f1_threshold(y: np.ndarray, proba: np.ndarray) -> float:
     """The decision threshold (on a 0.01 grid) with the best F1 on the given split."""
-    grid = np.round(np.arange(0.05, 0.951, 0.01), 2)
-    scores = [f1_score(y, proba >= t, zero_division=0) for t in grid]
-    return float(grid[int(np.argmax(scores))])
+    return tuning.best_f1_threshold(y, proba, THRESHOLD_GRID)
 
 
 def metrics(y: np.ndarray, proba: np.ndarray, threshold: float) -> dict[str, float]:
@@ -144,46 +162,142 @@ def feature_stats(X_train: np.ndarray) -> dict[str, dict]:
     }
 
 
+@dataclass(frozen=True)
+class Options:
+    """How to train; the defaults train the shipped v1.0."""
+
+    seed: int = SEED
+    max_epochs: int = AE_MAX_EPOCHS
+    cv_folds: int = CV_FOLDS
+    search_budget: float = 0.0  # seconds; 0: no search
+    reused: reuse.Reused | None = None  # --reuse-ae: a frozen scaler and encoder
+
+    def protocol(self) -> tuning.Protocol:
+        """The CV and search protocol: the shipped validation share and threshold grid inside each fold."""
+        return tuning.Protocol(self.cv_folds, self.seed, VAL_SIZE / (1 - TEST_SIZE), tuple(THRESHOLD_GRID))
+
+    def search_settings(self) -> tuning.SearchSettings:
+        return tuning.SearchSettings(
+            self.search_budget, GB_PARAMS, SEARCH_SPACE, SEARCH_MAX_CANDIDATES, SEARCH_FACTOR, SEARCH_MIN_ROWS
+        )
+
+
+def fit_encoder(parts: dict, opts: Options) -> tuple[StandardScaler, AutoEncoder, dict]:
+    """The scaler on the training split, then the AutoEncoder (validation split for early stopping)."""
+    (X_tr, y_tr), (X_val, y_val) = parts["train"], parts["val"]
+    scaler = StandardScaler().fit(X_tr)
+    t0 = time.perf_counter()
+    _log("training the AutoEncoder (MSE + focal loss, early stopping on validation)")
+    ae, ae_info = train_autoencoder(
+        scaler.transform(X_tr), y_tr, scaler.transform(X_val), y_val, opts.seed, opts.max_epochs
+    )
+    ae_info["seconds"] = round(time.perf_counter() - t0, 1)
+    return scaler, ae, ae_info
+
+
+def frozen_encoder(reused: reuse.Reused) -> tuple[StandardScaler, AutoEncoder, dict]:
+    """The reused version's scaler and encoder, unchanged, and what its metadata says of the encoder's training."""
+    _log(f"reusing {reused.version}'s scaler and encoder (frozen); retraining the GB only")
+    info = reused.metadata.get("training", {}).get("autoencoder", {})
+    return reused.scaler, reused.autoencoder, {"reused_from": reused.version, **info}
+
+
+def reuse_provenance(reused: reuse.Reused, parts: dict) -> dict:
+    """``training.reused_from``: the version, its files' sha256, and how many rows of each new split trained its
+    encoder. The encoder's defect head saw those rows' labels, so their latents flatter the GB: a warning when
+    the test split holds any."""
+    named = {"train": parts["train"], "validation": parts["val"], "test": parts["test"]}
+    seen = reuse.rows_seen_by_encoder(reused, named, split)
+    if seen is None:
+        _log(f"  {reused.version}'s encoder training CSV is not available: cannot count rows it trained on")
+    elif seen["test"]:
+        _log(f"  warning: {seen['test']} test rows trained {reused.version}'s encoder; test metrics are optimistic")
+    return {**reused.provenance(), "rows_seen_by_encoder": seen}
+
+
+def gb_features(scaler: StandardScaler, ae: AutoEncoder, X: np.ndarray) -> np.ndarray:
+    """The GB's input: 30 scaled readings + 12 latents, (n, 42) float64."""
+    S = scaler.transform(X)
+    return np.hstack([S, latent_of(ae, S)])
+
+
+def check_folds(parts: dict, folds: int) -> None:
+    """Stratified folds need each class in every fold: refuse before any training rather than fail after it."""
+    y_dev = np.concatenate([parts["train"][1], parts["val"][1]])
+    fewest = int(min(y_dev.sum(), len(y_dev) - y_dev.sum()))
+    if folds > fewest:
+        raise dataset.DataValidationError(
+            f"--cv-folds {folds}: the training + validation rows hold only {fewest} of their rarer class, and each "
+            f"stratified fold needs one; pass --cv-folds {fewest if fewest >= 2 else 0} or fewer (0 skips it)"
+        )
+
+
+def tune(F: dict, parts: dict, opts: Options) -> tuple[dict | None, dict | None]:
+    """Cross-validation and the optional search, on the training + validation rows (the test split stays out)."""
+    if not opts.cv_folds:
+        return None, None
+    F_dev = np.vstack([F["train"], F["val"]])
+    y_dev = np.concatenate([parts["train"][1], parts["val"][1]])
+    cv = tuning.cross_validate_gb(F_dev, y_dev, GB_PARAMS, opts.protocol())
+    found = tuning.search_gb(F_dev, y_dev, opts.protocol(), cv, opts.search_settings()) if opts.search_budget else None
+    return cv, found
+
+
+def fit_gb(
+    scaler: StandardScaler, ae: AutoEncoder, parts: dict, opts: Options
+) -> tuple[GradientBoostingClassifier, dict]:
+    """CV and search (which never touch the final model), then the GB on the training split, the threshold on
+    validation and the metrics on test."""
+    F = {name: gb_features(scaler, ae, X) for name, (X, _) in parts.items()}
+    (_, y_tr), (_, y_val), (_, y_te) = parts["train"], parts["val"], parts["test"]
+    metrics_cv, found = tune(F, parts, opts)
+    gb_params = {**(found["params"] if found else GB_PARAMS), "random_state": opts.seed}
+    t1 = time.perf_counter()
+    _log(f"training GradientBoostingClassifier({gb_params}) on 30 scaled + {LATENT_DIM} latent features")
+    gb = GradientBoostingClassifier(**gb_params).fit(F["train"], y_tr)
+    gb_seconds = round(time.perf_counter() - t1, 1)
+    p_val, p_te = (gb.predict_proba(F[name])[:, 1] for name in ("val", "test"))
+    threshold = best_f1_threshold(y_val, p_val)
+    return gb, {
+        "threshold": threshold,
+        "metrics": metrics(y_te, p_te, threshold),
+        "metrics_cv": metrics_cv,
+        "search": found,
+        "gradient_boosting": {**gb_params, "seconds": gb_seconds},
+        # what the model predicts on rows it never saw: the reference for prediction drift
+        "probability_quantiles": [float(v) for v in np.quantile(np.concatenate([p_val, p_te]), QUANTILES)],
+    }
+
+
 def train(
-    X: np.ndarray, y: np.ndarray, seed: int = SEED, max_epochs: int = AE_MAX_EPOCHS
+    X: np.ndarray, y: np.ndarray, opts: Options = Options()
 ) -> tuple[StandardScaler, AutoEncoder, GradientBoostingClassifier, dict]:
     torch.set_num_threads(1)  # deterministic reductions, and the same result whatever the core count
     torch.use_deterministic_algorithms(True)
-    parts = split(X, y, seed)
-    (X_tr, y_tr), (X_val, y_val), (X_te, y_te) = parts["train"], parts["val"], parts["test"]
-    _log(f"split: train {len(y_tr)}, validation {len(y_val)}, test {len(y_te)} rows")
-
-    scaler = StandardScaler().fit(X_tr)
-    S_tr, S_val, S_te = (scaler.transform(a) for a in (X_tr, X_val, X_te))
-
-    t0 = time.perf_counter()
-    _log("training the AutoEncoder (MSE + focal loss, early stopping on validation)")
-    ae, ae_info = train_autoencoder(S_tr, y_tr, S_val, y_val, seed, max_epochs)
-    ae_info["seconds"] = round(time.perf_counter() - t0, 1)
-
-    def features(S: np.ndarray) -> np.ndarray:
-        return np.hstack([S, latent_of(ae, S)])
-
-    t1 = time.perf_counter()
-    gb_params = {**GB_PARAMS, "random_state": seed}
-    _log(f"training GradientBoostingClassifier({gb_params}) on 30 scaled + {LATENT_DIM} latent features")
-    gb = GradientBoostingClassifier(**gb_params).fit(features(S_tr), y_tr)
-    gb_seconds = round(time.perf_counter() - t1, 1)
-
-    p_val, p_te = (gb.predict_proba(features(S))[:, 1] for S in (S_val, S_te))
-    threshold = best_f1_threshold(y_val, p_val)
-    info = {
-        "threshold": threshold,
-        "metrics": metrics(y_te, p_te, threshold),
-        "autoencoder": ae_info,
-        "gradient_boosting": {**gb_params, "seconds": gb_seconds},
-        "feature_stats": feature_stats(X_tr),
-        # what the model predicts on rows it never saw: the reference for prediction drift
-        "probability_quantiles": [float(v) for v in np.quantile(np.concatenate([p_val, p_te]), QUANTILES)],
-        "rows": {"train": len(y_tr), "validation": len(y_val), "test": len(y_te)},
-        "defect_rate": round(float(y_tr.mean()), 6),
-    }
-    return scaler, ae, gb, info
+    parts = split(X, y, opts.seed)
+    _log(f"split: train {len(parts['train'][1])}, validation {len(parts['val'][1])}, test {len(parts['test'][1])} rows")
+    check_folds(parts, opts.cv_folds)
+    if opts.reused:
+        scaler, ae, ae_info = frozen_encoder(opts.reused)
+        info = {"reused_from": reuse_provenance(opts.reused, parts)}
+    else:
+        scaler, ae, ae_info = fit_encoder(parts, opts)
+        info = {}
+    gb, gb_info = fit_gb(scaler, ae, parts, opts)
+    X_tr, y_tr = parts["train"]
+    return (
+        scaler,
+        ae,
+        gb,
+        {
+            **info,
+            **gb_info,
+            "autoencoder": ae_info,
+            "feature_stats": feature_stats(X_tr),
+            "rows": {"train": len(y_tr), "validation": len(parts["val"][1]), "test": len(parts["test"][1])},
+            "defect_rate": round(float(y_tr.mean()), 6),
+        },
+    )
 
 
 def _portable(path: Path) -> str:
@@ -206,6 +320,8 @@ def metadata(version: str, data_path: Path, info: dict, seed: int, level: str, s
         "threshold": info["threshold"],
         "confidence_bands": CONFIDENCE_BANDS,
         "metrics": info["metrics"],
+        "metrics_cv": info["metrics_cv"],
+        "search": info["search"],
         "feature_stats": info["feature_stats"],
         "probability_quantiles": info["probability_quantiles"],
         "training": {
@@ -215,6 +331,7 @@ def metadata(version: str, data_path: Path, info: dict, seed: int, level: str, s
             "rows": info["rows"],
             "defect_rate": info["defect_rate"],
             "seed": seed,
+            **({"reused_from": info["reused_from"]} if "reused_from" in info else {}),
             "autoencoder": info["autoencoder"],
             "gradient_boosting": info["gradient_boosting"],
             "seconds": seconds,
@@ -227,20 +344,42 @@ def metadata(version: str, data_path: Path, info: dict, seed: int, level: str, s
     }
 
 
+def _reused(models_root: Path, reuse_ae: str, out_dir: Path, version: str) -> reuse.Reused:
+    if reuse_ae == version and models_root.resolve() == out_dir.resolve():
+        raise reuse.ReuseError(
+            f"--reuse-ae {reuse_ae} would replace the version it reuses; write the retrain to a new version "
+            "(e.g. --version v1.1)"
+        )
+    return reuse.load(models_root, reuse_ae)
+
+
 def write_version(
-    out_dir: Path, version: str, data_path: Path, force: bool, seed: int = SEED, max_epochs: int = AE_MAX_EPOCHS
+    out_dir: Path,
+    version: str,
+    data_path: Path,
+    force: bool,
+    opts: Options = Options(),
+    reuse_ae: str | None = None,
+    models_root: Path | None = None,
 ) -> Path:
-    """Train on ``data_path`` and publish ``out_dir/version`` atomically."""
+    """Train on ``data_path`` (reusing ``models_root/reuse_ae``'s scaler and encoder if given) and publish
+    ``out_dir/version`` atomically. Every input is checked before training starts."""
     target = out_dir / version
     originals.refuse_to_replace(target, force, "train")
     level = kernels.require()
+    if reuse_ae:
+        opts = dataclasses.replace(opts, reused=_reused(models_root or out_dir, reuse_ae, out_dir, version))
     X, y = dataset.load_csv(data_path)  # validates before any training starts
     _log(f"loaded {data_path}: {len(y)} rows, {int(y.sum())} defects ({y.mean():.1%}); torch kernels: {level}")
     started = time.perf_counter()
-    scaler, ae, gb, info = train(X, y, seed, max_epochs)
-    meta = metadata(version, data_path, info, seed, level, round(time.perf_counter() - started, 1))
+    scaler, ae, gb, info = train(X, y, opts)
+    meta = metadata(version, data_path, info, opts.seed, level, round(time.perf_counter() - started, 1))
     with originals.staging(out_dir, version) as staging:
-        originals.save(staging, scaler, ae, gb, meta)
+        if opts.reused:
+            reuse.copy_into(opts.reused, staging)  # byte for byte, never re-serialised
+            originals.save_gb(staging, gb, meta)
+        else:
+            originals.save(staging, scaler, ae, gb, meta)
         originals.publish(staging, target)
     return target
 
@@ -252,12 +391,27 @@ def _positive(text: str) -> int:
     return value
 
 
-def main(argv: list[str] | None = None) -> int:
+def _folds(text: str) -> int:
+    value = int(text)
+    if value == 1 or value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (no cross-validation) or at least 2, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m convert.train",
         description="Train the scaler + AutoEncoder + GradientBoosting reference model into deployment_models/. "
         f"torch's CPU kernels are pinned ({kernels.LEVEL_VAR}, default {kernels.DEFAULT_LEVEL}) so that one seed "
-        "gives the same files on every x86-64 CPU.",
+        "gives the same files on every x86-64 CPU. Cross-validation and the search never change the model trained "
+        "on the full training split unless the search shows a significant gain.",
     )
     parser.add_argument("--version", default="v1.0", help="version folder name (default: %(default)s)")
     parser.add_argument("--data", type=Path, default=dataset.DEFAULT_CSV, help="training CSV (default: embedded)")
@@ -269,20 +423,84 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--max-epochs",
         type=_positive,
-        default=AE_MAX_EPOCHS,
-        help="AutoEncoder epoch cap; early stopping usually ends sooner (default: %(default)s)",
+        default=None,
+        help=f"AutoEncoder epoch cap; early stopping usually ends sooner (default: {AE_MAX_EPOCHS})",
     )
+    parser.add_argument(
+        "--reuse-ae",
+        metavar="VERSION",
+        default=None,
+        help="keep VERSION's scaler and encoder, frozen and copied byte for byte, and retrain only the GB and its "
+        "threshold on --data: the cheap monthly retrain (metadata: training.reused_from)",
+    )
+    parser.add_argument(
+        "--models",
+        type=Path,
+        default=None,
+        help="the folder holding the --reuse-ae version (default: the --out folder)",
+    )
+    parser.add_argument(
+        "--cv-folds",
+        type=_folds,
+        default=CV_FOLDS,
+        help="stratified k-fold cross-validation of the GB stage on the training + validation rows, reported as "
+        "mean +- sd beside the test split (metadata: metrics_cv); 0 skips it (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--search-budget",
+        type=_seconds,
+        metavar="SECONDS",
+        default=None,
+        help="search the GB's hyperparameters by successive halving within about this many seconds; the default "
+        "200 trees x depth 6 is kept unless the best candidate's CV F1 beats it by more than the sum of their "
+        "standard errors (metadata: search). Needs --cv-folds >= 2 (default: no search)",
+    )
+    return parser
+
+
+def _options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Options:
+    if args.reuse_ae and args.max_epochs is not None:
+        parser.error("--max-epochs has no effect with --reuse-ae (the encoder is reused, not trained); drop one")
+    if args.search_budget and not args.cv_folds:
+        parser.error("--search-budget needs cross-validation: pass --cv-folds 2 or more")
+    return Options(
+        seed=args.seed,
+        max_epochs=args.max_epochs or AE_MAX_EPOCHS,
+        cv_folds=args.cv_folds,
+        search_budget=args.search_budget or 0.0,
+    )
+
+
+def _report(meta: dict, target: Path) -> None:
+    """The results on stdout: the test split, the cross-validated metrics, the search and the reuse."""
+    print(f"wrote {target} ({meta['model_version']}) in {meta['training']['seconds']} s")
+    if "reused_from" in meta["training"]:
+        r = meta["training"]["reused_from"]
+        print(
+            f"scaler and encoder reused from {r['version']}: "
+            + ", ".join(f"{k} {v[:12]}" for k, v in r["sha256"].items())
+        )
+    print(f"threshold {meta['threshold']:.2f} (best F1 on validation)")
+    print("test split: " + "  ".join(f"{k} {v:.4f}" for k, v in meta["metrics"].items()))
+    cv = meta["metrics_cv"]
+    if cv:
+        figures = "  ".join(f"{k} {cv[k]['mean']:.4f} ± {cv[k]['sd']:.4f}" for k in tuning.SCORERS)
+        print(f"cross-validation ({cv['folds']} folds of {cv['rows']} training + validation rows): {figures}")
+    if meta["search"]:
+        s = meta["search"]
+        print(f"search: {s['decision']} ({s['reason']}); {len(s['candidates'])} candidates in {s['seconds']} s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
+    opts = _options(parser, args)
     try:
-        target = write_version(args.out, args.version, args.data, args.force, args.seed, args.max_epochs)
-    except (dataset.DataValidationError, FileExistsError, kernels.KernelPinError) as exc:
+        target = write_version(args.out, args.version, args.data, args.force, opts, args.reuse_ae, args.models)
+    except (dataset.DataValidationError, FileExistsError, kernels.KernelPinError, reuse.ReuseError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    meta = json.loads((target / originals.METADATA_FILE).read_text())
-    m = meta["metrics"]
-    print(f"wrote {target} ({meta['model_version']}) in {meta['training']['seconds']} s")
-    print(f"threshold {meta['threshold']:.2f} (best F1 on validation)")
-    print("test split: " + "  ".join(f"{k} {v:.4f}" for k, v in m.items()))
+    _report(json.loads((target / originals.METADATA_FILE).read_text()), target)
     return 0
 
 

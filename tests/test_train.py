@@ -51,7 +51,8 @@ def test_train_on_a_bad_csv_names_the_column_and_writes_nothing(tmp_path):
 def test_train_help():
     proc = _train("--help")
     assert proc.returncode == 0
-    for flag in ("--force", "--seed", "--max-epochs", "DIECAST_TORCH_KERNELS"):
+    flags = ("--force", "--seed", "--max-epochs", "--reuse-ae", "--models", "--cv-folds", "--search-budget")
+    for flag in (*flags, "DIECAST_TORCH_KERNELS"):
         assert flag in proc.stdout
 
 
@@ -84,6 +85,7 @@ def test_training_reproduces_the_shipped_v1_bit_for_bit(tmp_path, reference):
         retrained = json.loads((tmp_path / "v1.0" / "metadata.json").read_text())
         assert retrained["threshold"] == reference.metadata["threshold"]
         assert retrained["metrics"] == reference.metadata["metrics"]
+        assert retrained["metrics_cv"]["folds"] == 5  # cross-validation ran and left the three files as shipped
     else:
         print(f"shipped files came from {shipped_cpu}; this is {kernels.cpu_description()}: checking determinism")
         proc = _train("--version", "v1.0", "--out", str(tmp_path / "again"))
