@@ -12,6 +12,7 @@ Every constant (folds, search space, rule) lives in ``convert.train``; this modu
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -119,8 +120,10 @@ def cross_validate_gb(F: np.ndarray, y: np.ndarray, gb_params: dict, protocol: P
     folds = list(protocol.splitter().split(F, y))
     _log(f"cross-validation: {protocol.folds} stratified folds of {len(y)} rows, GB {gb_params}")
     with _progress_on_stderr():
+        # Folds are independent fits: one per core (each GB is single-threaded; the scores do not depend on it).
+        jobs = min(len(folds), os.cpu_count() or 1)
         scores = cross_validate(
-            protocol.estimator(gb_params), F, y, cv=folds, scoring=SCORERS, verbose=3, error_score="raise"
+            protocol.estimator(gb_params), F, y, cv=folds, scoring=SCORERS, verbose=3, error_score="raise", n_jobs=jobs
         )
     return {
         "folds": protocol.folds,
