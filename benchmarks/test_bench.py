@@ -47,13 +47,23 @@ class Ctx:
 def onnx_handler():
     import handler
 
+    _spin(handler.lambda_handler, EVENT)
     return handler
+
+
+def _spin(call, event, seconds: float = 2.0) -> None:
+    """Run the path under test for a while before it is timed: an idle CPU ramps its clock up over the first
+    second or so (measured: the first benchmark of a quiet machine read 135 us, the same handler 71 us later)."""
+    until = time.perf_counter() + seconds
+    while time.perf_counter() < until:
+        call(event, Ctx())
 
 
 @pytest.fixture(scope="module")
 def reference_handler():
     from benchmarks import reference_handler
 
+    _spin(lambda event, ctx: reference_handler.lambda_handler(event), EVENT)
     return reference_handler
 
 
