@@ -53,6 +53,12 @@ def batch(n: int) -> dict:
     return {"instances": [{"inference_id": f"SN-{i:05d}", "features": rows[i % len(rows)]} for i in range(n)]}
 
 
+def matrix(instances: list[dict], names: list[str]) -> np.ndarray:
+    """The readings of batch wrappers in model order; batch.json holds named rows and a list row."""
+    rows = [i["features"] for i in instances]
+    return np.array([[r[n] for n in names] if isinstance(r, dict) else r for r in rows], dtype=np.float64)
+
+
 @pytest.fixture(scope="module")
 def models():
     return {"v1.0_12D_GB": runtime.load(ONNX_DIR), "v1.1_12D_GB": runtime.load(SECOND)}
@@ -84,7 +90,7 @@ def test_ab_rows_are_answered_by_the_model_their_id_picks(monkeypatch, models):
     assert response["model_version"] == "mixed"
     names = models["v1.0_12D_GB"].feature_names
     for item, instance, version in zip(response["predictions"], event["instances"], expected, strict=True):
-        X = np.array([[instance["features"][n] for n in names]])
+        X = matrix([instance], names)
         assert item["prediction"]["probability"] == float(models[version].predict(X)["probability"][0])
     again, _ = call(handler, event)
     assert [p["model_version"] for p in again["predictions"]] == expected
@@ -112,7 +118,7 @@ def test_the_shadow_never_changes_the_response_and_lands_in_the_capture(monkeypa
     assert got == base
     log, *records = lines
     names = models["v1.0_12D_GB"].feature_names
-    X = np.array([[i["features"][n] for n in names] for i in event["instances"]])
+    X = matrix(event["instances"], names)
     second = models["v1.1_12D_GB"].predict(X)
     assert [r["shadow"]["probability"] for r in records] == second["probability"].tolist()
     assert [r["shadow"]["label"] for r in records] == second["label"].tolist()
