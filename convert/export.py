@@ -60,8 +60,9 @@ def check_standard(model: onnx.ModelProto) -> None:
 
 
 def ort_optimize(model: onnx.ModelProto, out_path: Path) -> None:
-    """Save onnxruntime's offline-optimised graph (EXTENDED level: portable across x86-64 CPUs, but it holds
-    onnxruntime-only contrib ops such as com.microsoft:QuickGelu, so it ships only as a cache)."""
+    """Save onnxruntime's offline-optimised graph (EXTENDED level: portable across x86-64 CPUs, but it may hold
+    onnxruntime-only contrib ops such as com.microsoft:QuickGelu, so it ships only as a cache; it saves the
+    optimiser's work at INIT)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
