@@ -81,7 +81,7 @@ format: $(STAMP) ## apply ruff's formatter and autofixes
 	$(PY) -m ruff check --fix .
 
 test: $(STAMP) lint ## lint, the whole test suite, then a scratch conversion with its parity certificate
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=12
 	$(MAKE) convert-check
 
 # DATA and OUT have defaults for train/convert; compare passes them on only when given (command line or environment).

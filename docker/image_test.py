@@ -8,6 +8,9 @@ a small server of the documented Runtime API (2018-06-01) on loopback:
 - a valid API Gateway event gets the contract's 200 response;
 - a bad direct event gets the 400 error object;
 - a broken model folder makes the container report an init error;
+- every row of the embedded dataset, sent in batches, gets from the image exactly the answers (probability,
+  label, latents, attention) that the host's runtime gives, for each shipped version: the image's trimmed
+  numpy and onnxruntime compute what the full packages compute;
 - cold start: `docker run` -> first response, median of --runs, for the slim and the reference image;
 - sizes: each image, and what its Dockerfile adds over the shared base.
 
@@ -17,6 +20,7 @@ Writes build/image/summary.json (read by `make bench`'s table) and exits non-zer
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import shutil
@@ -30,6 +34,8 @@ import uuid
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 DEBIAN_BASE = "diecast/debian-minbase:bookworm"
@@ -267,6 +273,46 @@ def scenario_checks(failures: list[str]) -> None:
     )
 
 
+def _dataset_rows(names: list[str]) -> list[list[float]]:
+    with (REPO / "data" / "die_casting.csv").open(newline="") as f:
+        return [[float(row[n]) for n in names] for row in csv.DictReader(f)]
+
+
+def _answers(response: dict) -> list[tuple]:
+    return [
+        (p["prediction"]["probability"], p["prediction"]["class"], p["latent_features"], p["attention_weights"])
+        for p in response["predictions"]
+    ]
+
+
+def parity_checks(failures: list[str], batch: int = 1000) -> None:
+    """The image against the host's runtime, every dataset row, every shipped version."""
+    sys.path.insert(0, str(REPO))
+    import runtime  # the host's full numpy + onnxruntime
+
+    for folder in sorted((REPO / "models_onnx").iterdir()):
+        model = runtime.load(folder)
+        names = list(model.feature_names)
+        rows = _dataset_rows(names)
+        chunks = [rows[i : i + batch] for i in range(0, len(rows), batch)]
+        api, _ = run_container(
+            SLIM, [{"instances": c} for c in chunks], "-e", f"MODEL_PATH=/var/task/models_onnx/{folder.name}"
+        )
+        got = [a for kind, resp in api.responses if kind == "response" for a in _answers(resp)]
+        outs = [model.raw_predict(np.array(c, dtype=np.float64)) for c in chunks]  # as the image batches them
+        p, labels, latent, attention = (np.concatenate([o[k] for o in outs]).tolist() for k in range(4))
+        want = [
+            (p[i], "defect" if labels[i] else "normal", latent[i], dict(zip(names, attention[i], strict=True)))
+            for i in range(len(rows))
+        ]
+        differ = sum(g != w for g, w in zip(got, want, strict=False)) + abs(len(got) - len(want))
+        check(
+            differ == 0,
+            f"{folder.name}: {len(rows)} dataset rows in the image = the host's runtime, bit for bit ({differ} differ)",
+            failures,
+        )
+
+
 def cold_starts(image: str, runs: int) -> list[float]:
     event = json.loads((REPO / "tests" / "events" / "rest_predict.json").read_text())
     times = []
@@ -288,6 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     build_slim(SLIM)
     print("checks through the Runtime API:")
     scenario_checks(failures)
+    parity_checks(failures)
     base_mb, slim_mb = image_mb(LAMBDA_BASE), image_mb(SLIM)
     summary: dict = {
         "base_image_mb": round(base_mb, 1),
