@@ -135,5 +135,6 @@ def pytest_terminal_summary(terminalreporter):
     if "capture_added_p50" in RESULTS:
         terminalreporter.write_line(
             f"prediction capture: handler p50 {_us(RESULTS['capture_off_p50'])} off, {_us(RESULTS['capture_on_p50'])} "
-            f"on, added {RESULTS['capture_added_p50'] * 1e6:.1f} us (same run, alternating calls)"
+            f"on, added {RESULTS['capture_added_p50'] * 1e6:.1f} us (same run, alternating calls; "
+            f"gate {RESULTS['capture_gate'] * 1e6:.1f} us)"
         )
