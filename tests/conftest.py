@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -41,3 +42,10 @@ def dataset_xy():
     from convert.dataset import load_csv
 
     return load_csv(DATA_CSV)
+
+
+def init_handler(**env: str) -> subprocess.CompletedProcess:
+    """Import lambda/handler.py (its INIT) in a fresh process under ``env``, without the suite's MODEL_PATH."""
+    full = {k: v for k, v in os.environ.items() if k != "MODEL_PATH"} | env
+    script = "import sys; sys.path[:0] = ['lambda', '.']; import handler"
+    return subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, env=full, capture_output=True, text=True)

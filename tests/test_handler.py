@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
@@ -13,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from runtime.confidence import confidence_rule
-from tests.conftest import EVENTS_DIR, REPO_ROOT
+from tests.conftest import EVENTS_DIR, REPO_ROOT, init_handler
 
 
 class FakeContext:
@@ -266,9 +265,7 @@ def test_handler_imports_no_torch_sklearn_and_unpickles_nothing():
     ],
 )
 def test_a_bad_setting_fails_init_naming_the_variable(variable, value, message):
-    env = {k: v for k, v in os.environ.items() if k != "MODEL_PATH"} | {variable: value}
-    script = "import sys; sys.path[:0] = ['lambda', '.']; import handler"
-    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+    proc = init_handler(**{variable: value})
     assert proc.returncode != 0
     assert "ConfigurationError" in proc.stderr
     assert message in proc.stderr

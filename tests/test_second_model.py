@@ -6,8 +6,6 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
-import os
-import subprocess
 import sys
 from contextlib import redirect_stdout
 
@@ -17,7 +15,7 @@ import pytest
 import runtime
 from runtime import routing
 from runtime.exceptions import ConfigurationError
-from tests.conftest import EVENTS_DIR, ONNX_DIR, REPO_ROOT
+from tests.conftest import EVENTS_DIR, ONNX_DIR, REPO_ROOT, init_handler
 
 SECOND = ONNX_DIR.parent / "v1.1"
 
@@ -156,9 +154,7 @@ def test_a_failing_shadow_is_logged_and_counted_never_failing_the_request(monkey
     ],
 )
 def test_an_unknown_or_malformed_second_model_fails_init(variable, value, message):
-    env = {k: v for k, v in os.environ.items() if k != "MODEL_PATH"} | {variable: value}
-    script = "import sys; sys.path[:0] = ['lambda', '.']; import handler"
-    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+    proc = init_handler(**{variable: value})
     assert proc.returncode != 0
     assert message in proc.stderr
 
