@@ -80,6 +80,25 @@ def test_shipped_metrics_are_in_the_expected_range(reference):
     assert 0.05 <= reference.threshold <= 0.95
 
 
+def test_the_one_projection_gemm_gives_the_folded_queries_values_and_keys(reference):
+    """x @ W + b of convert.graph's fused projection equals the per-feature affine forms, column for column: each
+    column reads one feature, so the zeros in W add nothing (in float64, exactly)."""
+    from convert.graph import attention_constants, projection_constants
+
+    k = attention_constants(reference.autoencoder)
+    weight, bias, widths = projection_constants(k)
+    assert weight.shape == (30, sum(widths))
+    assert bias.shape == (sum(widths),)
+    assert np.all(np.count_nonzero(weight, axis=0) <= 1)
+    x = np.random.default_rng(1).standard_normal((16, 30)) * 3
+    q, v, kt = np.split(x @ weight.astype(np.float64) + bias, np.cumsum(widths)[:-1], axis=1)
+    qv = x[:, None, :, None] * k["qv_slope"].astype(np.float64) + k["qv_offset"].astype(np.float64)
+    want_kt = x[:, None, None, :] * k["kt_slope"].astype(np.float64) + k["kt_offset"].astype(np.float64)
+    np.testing.assert_array_equal(q.reshape(16, 4, 30, 4), qv[..., :4])
+    np.testing.assert_array_equal(v.reshape(16, 4, 30, 1), qv[..., 4:])
+    np.testing.assert_array_equal(kt.reshape(16, 4, 4, 30), want_kt)
+
+
 def test_the_folded_attention_constants_compute_encode_s_attention_exactly(reference):
     """In float64, queries, keys and values affine in each reading give AutoEncoder.encode's residual and attention
     (convert/graph.py folds them; here they are evaluated with numpy against the double torch encoder)."""
