@@ -295,6 +295,29 @@ def test_installed_size():
     assert 0 < RESULTS["onnx_installed_mb"] < RESULTS["reference_installed_mb"]
 
 
+def test_profile(onnx_handler):
+    """Where the time goes (benchmarks/profile.py): every cut computes what the whole graph computes, and
+    session.run's fixed cost is below the graph's. make bench prints it with the targets' bounds."""
+    from pathlib import Path
+
+    from benchmarks import profile
+
+    rows = _rows(1000)
+    model_path = Path(onnx_handler.MODEL.model_dir) / "model.onnx"
+    cuts = profile.cuts(model_path)
+    answers = [profile.session(cut).run(None, {"features": rows[:7]}) for _, cut in cuts]
+    full = dict(zip([o.name for o in cuts[-1][1].graph.output], answers[-1], strict=True))
+    for (_, cut), outs in zip(cuts, answers, strict=True):
+        for spec, value in zip(cut.graph.output, outs, strict=True):
+            if spec.name in full:
+                np.testing.assert_array_equal(value, full[spec.name], err_msg=spec.name)
+    result = profile.graph_stages(model_path, rows)
+    result["imports"] = profile.import_times()
+    assert 0 < result["floor_s"] < result["graph_batch_1_s"]
+    assert result["imports"]["numpy_onnxruntime"] > 0
+    RESULTS["profile"] = result
+
+
 def test_gates():
     """(a) handler p99 <= 15 ms, (b) median <= 1 ms, (c) >= 5x faster than the reference handler in this run,
     (d) cold start <= 1 s and >= 5x faster than the reference handler's."""
