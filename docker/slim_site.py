@@ -1,7 +1,8 @@
 """Strip an installed Lambda task root of what serving never loads: test suites, type stubs, headers,
 onnxruntime's tools/training/quantization helpers and its C-API library (the Python binding is self-contained), and
 the numpy subpackages that neither ``import numpy`` nor the handler touches (random, ma, polynomial, fft, testing,
-typing, ctypeslib: numpy imports them lazily, on first attribute access, which serving never makes). The image test
+typing, ctypeslib: numpy imports them lazily, on first attribute access, which serving never makes) and numpy's
+compiled test helpers. The image test
 proves it: the handler answers every dataset row inside the image exactly as outside.
 
 Usage: python3 slim_site.py /var/task   (prints what it removed and the bytes saved)
@@ -31,7 +32,22 @@ REMOVE_DIRS = (
     "numpy/distutils",
     "bin",
 )
-REMOVE_GLOBS = ("onnxruntime/capi/libonnxruntime.so*", "**/*.pyi", "**/py.typed", "**/*.h", "**/*.c", "**/*.pxd")
+REMOVE_GLOBS = (
+    "onnxruntime/capi/libonnxruntime.so*",
+    "**/*.pyi",
+    "**/py.typed",
+    "**/*.h",
+    "**/*.c",
+    "**/*.pxd",
+    # numpy's compiled test helpers (only numpy/conftest.py and numpy's own tests import them; 1.8 MB, most of it
+    # the _simd test module)
+    "numpy/_core/_simd.*.so",
+    "numpy/_core/_*_tests.*.so",
+    "numpy/conftest.py",
+)
+# Not done: strip(1) on the shared libraries (3.3 MB). numpy's and onnxruntime's wheels hold patchelf-modified ELF
+# files, and stripping those is a known way to get "ELF load command address/offset not page-aligned" at import
+# (pypa/auditwheel#716), depending on the build host's binutils.
 
 
 def size(path: Path) -> int:
