@@ -161,13 +161,12 @@ def _row_result(served: Served, p: float, label: int, latent: list[float], atten
 def _score(served: Served, X: np.ndarray, batch: bool) -> tuple[list[dict], list[list]]:
     """(range warnings, [probabilities, labels, latents, attentions] as lists) for rows one model answers."""
     warnings = served.screen(X, batch)  # refuses readings beyond the envelope
-    outs = served.model.raw_predict(X)
-    lists = [o.tolist() for o in outs]
+    lists = served.model.raw_lists(X)
     probs, _, lats, atts = lists
     # Finite outputs, checked on the lists about to be served (a NaN makes a sum NaN; latents stay far below
     # overflow inside the envelope): ~1 us here against ~4 us for numpy's checks on arrays this small.
     if not math.isfinite(sum(probs) + sum(map(sum, lats)) + sum(map(sum, atts))):
-        served.model.check_finite(outs)  # names the rows
+        served.model.check_finite([np.array(values) for values in lists])  # names the rows
     return warnings, lists
 
 

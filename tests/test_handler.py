@@ -154,7 +154,7 @@ def test_unexpected_failure_is_a_generic_500_with_the_request_id(monkeypatch, ca
     def boom(X):
         raise RuntimeError("/var/task/secret/path onnxruntime internal detail")
 
-    monkeypatch.setattr(handler.MODEL, "raw_predict", boom)
+    monkeypatch.setattr(handler.MODEL, "raw_lists", boom)
     status, body, _ = invoke(load_event("rest_predict.json"))
     assert status == 500
     assert body["error"]["type"] == "InternalError"
@@ -283,18 +283,25 @@ def test_http_statuses_are_decided_by_the_handler_not_the_runtime():
     assert handler._status_of(KeyError("x")) == (500, "InternalError")
 
 
-def test_a_non_finite_model_output_is_a_422_never_an_answer(monkeypatch):
+@pytest.mark.parametrize("event", ["rest_predict.json", "batch.json"])
+def test_a_non_finite_model_output_is_a_422_never_an_answer(monkeypatch, event):
+    """A NaN latent from the graph, on the single-row path (bound buffers) and the batch path (session.run)."""
     import numpy as np
 
-    run = handler.MODEL._run
+    run, one = handler.MODEL._run, handler.MODEL._one
 
     def poisoned(names, feed, options):
         outs = run(names, feed, options)
         outs[2][:, 3] = np.nan
         return outs
 
+    def poisoned_one(bound_run=one._run):
+        bound_run()
+        one._outputs[2][:, 3] = np.nan
+
     monkeypatch.setattr(handler.MODEL, "_run", poisoned)
-    status, body, _ = invoke(load_event("rest_predict.json"))
+    monkeypatch.setattr(one, "_run", poisoned_one)
+    status, body, _ = invoke(load_event(event))
     assert status == 422
     assert body["error"]["type"] == "NonFiniteOutput"
     assert "nan" not in json.dumps(body).lower()

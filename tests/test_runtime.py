@@ -12,7 +12,7 @@ import pytest
 
 import runtime
 from runtime import ModelArtifactError
-from tests.conftest import ONNX_DIR, REPO_ROOT
+from tests.conftest import DATA_CSV, ONNX_DIR, REPO_ROOT
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +42,21 @@ def test_the_loaded_session_is_single_threaded_without_spinning(model):
     assert opts.execution_mode == ort.ExecutionMode.ORT_SEQUENTIAL
     assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     assert opts.get_session_config_entry("session.inter_op.allow_spinning") == "0"
+
+
+def test_raw_lists_answers_one_row_as_session_run_does_bound_buffers_or_busy(model):
+    """The single-row path (IO binding into buffers bound once) gives session.run's numbers for every row, each
+    request's own (no stale buffer), and a caller that finds the buffers busy gets the same from the ordinary path."""
+    X = np.loadtxt(DATA_CSV, delimiter=",", skiprows=1, usecols=range(30))
+    rng = np.random.default_rng(5)
+    for i in rng.choice(len(X), size=200, replace=False):
+        row = np.ascontiguousarray(X[i : i + 1])
+        assert model.raw_lists(row) == [o.tolist() for o in model.raw_predict(row)]
+    row = np.ascontiguousarray(X[:1])
+    with model._one._lock:  # another thread holds the buffers
+        assert model.raw_lists(row) == [o.tolist() for o in model.raw_predict(row)]
+    batch = np.ascontiguousarray(X[:3])
+    assert model.raw_lists(batch) == [o.tolist() for o in model.raw_predict(batch)]
 
 
 def test_predict_shapes_and_dtypes(model):
