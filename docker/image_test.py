@@ -49,6 +49,16 @@ API = "/2018-06-01/runtime"
 DOCKER = "/usr/bin/docker" if Path("/usr/bin/docker").exists() else "docker"
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A container stopped while its runtime waits on /next resets the connection: expected here, not a traceback
+    to print (any other error still is)."""
+
+    def handle_error(self, request, client_address) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
+
 class RuntimeAPI:
     """A Lambda Runtime API (2018-06-01) serving queued events and recording what the runtime posts back."""
 
@@ -132,7 +142,7 @@ class RuntimeAPI:
                         api.done.set()
                 self._reply(202)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _QuietServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.address = f"127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
