@@ -44,19 +44,23 @@ def test_the_loaded_session_is_single_threaded_without_spinning(model):
     assert opts.get_session_config_entry("session.inter_op.allow_spinning") == "0"
 
 
-def test_raw_lists_answers_one_row_as_session_run_does_bound_buffers_or_busy(model):
-    """The single-row path (IO binding into buffers bound once) gives session.run's numbers for every row, each
-    request's own (no stale buffer), and a caller that finds the buffers busy gets the same from the ordinary path."""
+def test_one_row_through_the_bound_buffers_is_session_run_s_answer_each_time(model):
+    """raw_lists runs one row through buffers bound once (IO binding). It gives session.run's numbers for every row,
+    each request its own (no stale buffer), and a caller that finds the buffers busy gets the same from the
+    ordinary path; a batch takes the ordinary path."""
     X = np.loadtxt(DATA_CSV, delimiter=",", skiprows=1, usecols=range(30))
-    rng = np.random.default_rng(5)
-    for i in rng.choice(len(X), size=200, replace=False):
+
+    def direct(rows: np.ndarray) -> list[list]:
+        return [o.tolist() for o in model.session.run(None, {"features": rows})]
+
+    for i in np.random.default_rng(5).choice(len(X), size=200, replace=False):
         row = np.ascontiguousarray(X[i : i + 1])
-        assert model.raw_lists(row) == [o.tolist() for o in model.raw_predict(row)]
+        assert model.raw_lists(row) == direct(row)
     row = np.ascontiguousarray(X[:1])
     with model._one._lock:  # another thread holds the buffers
-        assert model.raw_lists(row) == [o.tolist() for o in model.raw_predict(row)]
+        assert model.raw_lists(row) == direct(row)
     batch = np.ascontiguousarray(X[:3])
-    assert model.raw_lists(batch) == [o.tolist() for o in model.raw_predict(batch)]
+    assert model.raw_lists(batch) == direct(batch)
 
 
 def test_predict_shapes_and_dtypes(model):
