@@ -42,14 +42,14 @@ def session(model: onnx.ModelProto) -> ort.InferenceSession:
     return ort.InferenceSession(model.SerializeToString(), session_options(), providers=["CPUExecutionProvider"])
 
 
-def _median_run(session: ort.InferenceSession, X: np.ndarray, rounds: int) -> float:
+def _median_run(sess: ort.InferenceSession, X: np.ndarray, rounds: int) -> float:
     feed = {"features": X}
     for _ in range(max(20, rounds // 10)):
-        session.run(None, feed)
+        sess.run(None, feed)
     times = []
     for _ in range(rounds):
         started = time.perf_counter()
-        session.run(None, feed)
+        sess.run(None, feed)
         times.append(time.perf_counter() - started)
     return statistics.median(times)
 
@@ -74,12 +74,13 @@ def cuts(model_path: Path) -> list[tuple[str, onnx.ModelProto]]:
     return [(name, full if outs is None else extractor.extract_model(["features"], outs)) for name, outs in STAGES]
 
 
-def graph_stages(model_path: Path, rows: np.ndarray) -> dict:
-    """The session.run floor and each stage's cost at batch 1 (seconds) and at batch 1000 (seconds per row)."""
+def graph_stages(stage_cuts: list[tuple[str, onnx.ModelProto]], rows: np.ndarray) -> dict:
+    """The session.run floor and each stage's cost at batch 1 (seconds) and at batch 1000 (seconds per row), from
+    ``cuts``' graphs."""
     one, many = np.ascontiguousarray(rows[:1]), np.ascontiguousarray(rows[:1000])
     floor = _median_run(session(_identity(rows.shape[1])), one, ROUNDS_B1)
     stages, before_1, before_row = [], floor, 0.0
-    for name, model in cuts(model_path):
+    for name, model in stage_cuts:
         cut = session(model)
         at_1 = _median_run(cut, one, ROUNDS_B1)
         per_row = _median_run(cut, many, ROUNDS_B1000) / len(many)

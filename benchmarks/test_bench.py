@@ -311,7 +311,7 @@ def test_profile(onnx_handler):
         for spec, value in zip(cut.graph.output, outs, strict=True):
             if spec.name in full:
                 np.testing.assert_array_equal(value, full[spec.name], err_msg=spec.name)
-    result = profile.graph_stages(model_path, rows)
+    result = profile.graph_stages(cuts, rows)
     result["imports"] = profile.import_times()
     assert 0 < result["floor_s"] < result["graph_batch_1_s"]
     assert result["imports"]["numpy_onnxruntime"] > 0
