@@ -8,7 +8,6 @@ The confidence is the probability's distance from the decision threshold as a sh
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
 
 
 def confidence(p: float, threshold: float, high: float, medium: float) -> str:
@@ -17,10 +16,8 @@ def confidence(p: float, threshold: float, high: float, medium: float) -> str:
     return "high" if room >= high else "medium" if room >= medium else "low"
 
 
-def confidence_rule(manifest: Mapping[str, Any]) -> Callable[[float], str]:
-    """``confidence`` bound to a model's manifest (``threshold``, ``confidence_bands``): p -> band."""
-    threshold = float(manifest["threshold"])
-    bands = manifest["confidence_bands"]
+def confidence_rule(threshold: float, bands: Mapping[str, float]) -> Callable[[float], str]:
+    """``confidence`` bound to a model's threshold and its manifest's ``confidence_bands``: p -> band."""
     high, medium = float(bands["high"]), float(bands["medium"])
 
     def of(p: float) -> str:

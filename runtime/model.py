@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ import onnxruntime as ort
 
 from runtime import artifacts
 from runtime.exceptions import ModelArtifactError, NonFiniteOutputError
+from runtime.manifest import Manifest
 from runtime.validation import Bounds, check_envelope, check_finite, check_matrix
 
 
@@ -42,9 +44,9 @@ def session_options(
     return opts
 
 
-def choose_graph(manifest: dict[str, Any], use_ort_cache: bool = True) -> tuple[str, dict[str, Any]]:
+def choose_graph(manifest: Manifest, use_ort_cache: bool = True) -> tuple[str, Mapping[str, Any]]:
     """("model" | "ort_cache", its file entry): the cache only when this onnxruntime is the one that wrote it."""
-    files = manifest["files"]
+    files = manifest.files
     cache = files.get("ort_cache")
     if use_ort_cache and cache is not None and cache.get("onnxruntime") == ort.__version__:
         return "ort_cache", cache
@@ -63,7 +65,7 @@ class Model:
         use_ort_cache: bool = True,
     ) -> None:
         self.model_dir = os.fspath(model_dir)
-        self.manifest = manifest = artifacts.read_manifest(self.model_dir)
+        self.manifest = manifest = Manifest.read(self.model_dir)
         self.graph_kind, entry = choose_graph(manifest, use_ort_cache)
         self.graph_file = entry["path"]
         blob = artifacts.read_file(self.model_dir, self.graph_file, artifacts.MAX_GRAPH_BYTES, entry["bytes"])
@@ -80,15 +82,15 @@ class Model:
             raise ModelArtifactError(f"onnxruntime cannot load {self.graph_file}: {exc}") from None
         self._check_contract()
 
-        features = manifest["features"]
-        self.feature_names: tuple[str, ...] = tuple(f["name"] for f in features)
+        features = manifest.features
+        self.feature_names: tuple[str, ...] = manifest.feature_names
         self.n_features = len(self.feature_names)
-        self.train_min = np.array([f["min"] for f in features], dtype=np.float64)
-        self.train_max = np.array([f["max"] for f in features], dtype=np.float64)
+        self.train_min = np.array([f.min for f in features], dtype=np.float64)
+        self.train_max = np.array([f.max for f in features], dtype=np.float64)
         self.train_range = Bounds(self.train_min, self.train_max)
-        self.envelope = Bounds(*artifacts.envelope(manifest))
-        self.threshold = float(manifest["threshold"])
-        self.model_version: str = manifest["model_version"]
+        self.envelope = Bounds(*artifacts.envelope(manifest.data))
+        self.threshold = manifest.threshold
+        self.model_version: str = manifest.model_version
         self.input_name = artifacts.INPUT.name
         # The binding's run() directly: the Python wrapper re-validates the feed on every call (~7 us of a
         # ~110 us single-row run, measured), and raw_predict's callers have validated it already.
@@ -101,7 +103,7 @@ class Model:
 
     def manifest_means(self) -> list[float]:
         """The training mean of every feature, in manifest order: an ordinary row."""
-        return [float(f["mean"]) for f in self.manifest["features"]]
+        return [f.mean for f in self.manifest.features]
 
     def _check_contract(self) -> None:
         """The graph's inputs, outputs and embedded serving fields agree with the manifest."""
@@ -113,15 +115,15 @@ class Model:
                 f"[{artifacts.INPUT.name!r}] / {list(artifacts.OUTPUT_NAMES)}"
             )
         width = self.session.get_inputs()[0].shape[-1]
-        if width != len(self.manifest["features"]):
+        if width != len(self.manifest.features):
             raise ModelArtifactError(
-                f"{artifacts.MANIFEST_FILE}: features lists {len(self.manifest['features'])} features; the graph "
+                f"{artifacts.MANIFEST_FILE}: features lists {len(self.manifest.features)} features; the graph "
                 f"{self.graph_file} reads {width}"
             )
         embedded = self.session.get_modelmeta().custom_metadata_map.get(artifacts.SERVING_KEY)
         if embedded is None:
             raise ModelArtifactError(f"{self.graph_file} carries no {artifacts.SERVING_KEY!r}; re-run make convert")
-        if embedded != artifacts.canonical_json(artifacts.serving_fields(self.manifest)):
+        if embedded != artifacts.canonical_json(artifacts.serving_fields(self.manifest.data)):
             raise ModelArtifactError(
                 f"{artifacts.MANIFEST_FILE} disagrees with the serving fields embedded in {self.graph_file} "
                 "(edited manifest?); re-run make convert"

@@ -64,7 +64,7 @@ def test_one_row_through_the_bound_buffers_is_session_run_s_answer_each_time(mod
 
 
 def test_predict_shapes_and_dtypes(model):
-    X = np.tile([f["mean"] for f in model.manifest["features"]], (5, 1))
+    X = np.tile([f.mean for f in model.manifest.features], (5, 1))
     out = model.predict(X)
     assert out["probability"].shape == (5,)
     assert out["probability"].dtype == np.float32
@@ -80,8 +80,8 @@ def test_predict_shapes_and_dtypes(model):
 
 def test_batch_of_one_equals_the_row_in_a_batch(model):
     rng = np.random.default_rng(0)
-    mean = np.array([f["mean"] for f in model.manifest["features"]])
-    std = np.array([f["std"] for f in model.manifest["features"]])
+    mean = np.array([f.mean for f in model.manifest.features])
+    std = np.array([f.std for f in model.manifest.features])
     X = mean + std * rng.standard_normal((64, 30))
     batch = model.predict(X)
     for i in (0, 17, 63):
@@ -159,7 +159,7 @@ def test_a_manifest_that_disagrees_with_its_graph_is_refused(model_copy):
 
 
 def test_manifest_holds_what_serving_needs(model):
-    m = model.manifest
+    m = model.manifest.data
     assert len(m["features"]) == 30
     for f in m["features"]:
         assert {"name", "group", "unit", "min", "max", "mean", "std"} <= f.keys()
@@ -185,4 +185,4 @@ def test_confidence_band_is_the_share_of_room_on_its_side(p, band):
     from runtime.confidence import confidence, confidence_rule
 
     assert confidence(float(p), 0.25, 0.6, 0.3) == band
-    assert confidence_rule({"threshold": 0.25, "confidence_bands": {"high": 0.6, "medium": 0.3}})(float(p)) == band
+    assert confidence_rule(0.25, {"high": 0.6, "medium": 0.3})(float(p)) == band

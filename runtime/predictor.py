@@ -1,0 +1,83 @@
+"""One object answers rows: a loaded model, its input screen and its confidence rule, giving a typed ``Answer``.
+
+The Lambda application, the batch scorer (every engine) and prediction capture all read an ``Answer``; nobody
+re-parses a serialised response to learn a label. No HTTP here: the application maps the errors to statuses.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from runtime.confidence import confidence_rule
+from runtime.contracts import CLASS_NAMES, PERFORMANCE_METRICS
+from runtime.model import Model
+from runtime.validation import Screen
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One model's answer for n rows, as plain Python values (what a response serialises).
+
+    ``probability`` (n floats), ``label`` (n ints, 1 = defect), ``latent`` (n lists of the latent size),
+    ``attention`` (n lists of n_features weights, manifest order), ``confidence`` (n bands: "high", "medium",
+    "low"), ``warnings`` (one ``{"row"?, "feature", "value", "range"}`` per reading outside the training range;
+    ``row`` only for a batch) and the ``model_version`` that answered.
+    """
+
+    model_version: str
+    probability: list[float]
+    label: list[int]
+    latent: list[list[float]]
+    attention: list[list[float]]
+    confidence: list[str]
+    warnings: list[dict[str, Any]]
+
+    def __len__(self) -> int:
+        return len(self.probability)
+
+    def class_name(self, row: int) -> str:
+        """``"defect"`` or ``"normal"`` for one row."""
+        return CLASS_NAMES[self.label[row]]
+
+    @property
+    def defects(self) -> int:
+        return sum(self.label)
+
+
+class Predictor:
+    """A model and what answering with it needs, built once: rows in, an ``Answer`` out."""
+
+    def __init__(self, model: Model) -> None:
+        self.model = model
+        self.model_version = model.model_version
+        self.feature_names = model.feature_names
+        self.screen = Screen(model.feature_names, model.train_range, model.envelope)
+        self.confidence = confidence_rule(model.threshold, model.manifest.confidence_bands)
+        self.performance = {k: model.manifest.metrics[k] for k in PERFORMANCE_METRICS}
+
+    def answer(self, X: np.ndarray, batch: bool) -> Answer:
+        """The answer for validated (n, n_features) float64 rows.
+
+        Raises ``OutOfEnvelopeError`` for a reading beyond the envelope (before any compute) and
+        ``NonFiniteOutputError`` instead of a non-finite answer.
+        """
+        warnings = self.screen(X, batch)
+        lists = self.model.raw_lists(X)
+        probs, labels, lats, atts = lists
+        # Finite outputs, checked on the lists about to be served (a NaN makes a sum NaN; latents stay far below
+        # overflow inside the envelope): cheaper than numpy's checks on arrays this small.
+        if not math.isfinite(sum(probs) + sum(map(sum, lats)) + sum(map(sum, atts))):
+            self.model.check_finite([np.array(values) for values in lists])  # names the rows
+        band = self.confidence
+        return Answer(self.model_version, probs, labels, lats, atts, [band(p) for p in probs], warnings)
+
+    def scores(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """(probability (n,) float32, label (n,) int64, confidence bands) for validated rows inside the envelope:
+        the batch scorer's columns, without the latents and attention it does not write."""
+        out = self.model.predict(X)  # the serving path's own checks: the same numbers as the handler's
+        band = self.confidence
+        return out["probability"], out["label"], [band(p) for p in out["probability"].tolist()]
