@@ -34,9 +34,11 @@ from pathlib import Path
 
 import numpy as np
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DATA_DIR = REPO_ROOT / "data"
-DEFAULT_CSV = DATA_DIR / "die_casting.csv"
+from convert import defaults
+
+REPO_ROOT = defaults.REPO_ROOT
+DATA_DIR = defaults.DATA_DIR
+DEFAULT_CSV = defaults.DEFAULT_CSV
 SCHEMA_JSON = DATA_DIR / "schema.json"
 
 N_ROWS = 7535
@@ -401,52 +403,43 @@ def _parse_number(path: Path, cell: str, column: str, row: int) -> float:
     return value
 
 
-def main() -> None:
-    import argparse
+def check_csv(path: Path) -> bool:
+    """Whether ``path`` holds exactly the rows and labels the generator makes (``diecast data --check``)."""
+    X, y, _ = generate()
+    X_disk, y_disk = load_csv(path)
+    return bool(np.array_equal(X, X_disk) and np.array_equal(y, y_disk))
 
-    parser = argparse.ArgumentParser(
-        prog="python -m convert.dataset",
-        description="Regenerate the embedded synthetic dataset (data/die_casting.csv) and its schema, or write a "
-        "labelled sample of simulated production (--production N) under a drift scenario (see Drift).",
-    )
-    parser.add_argument("--out", type=Path, default=DEFAULT_CSV, help="CSV to write (default: %(default)s)")
-    parser.add_argument("--check", action="store_true", help="regenerate in memory and compare with --out")
-    parser.add_argument("--production", type=int, default=0, metavar="N", help="write N rows of simulated production")
-    parser.add_argument("--seed", type=int, default=1, help="production sample seed (default: %(default)s)")
-    parser.add_argument("--vacuum", type=float, default=0.0, help="production drift: vacuum degradation 0..1")
-    parser.add_argument("--hydrogen-offset", type=float, default=0.0, help="production drift: sensor offset, mL/100g")
-    parser.add_argument(
-        "--with-embedded", action="store_true", help="production: start with the embedded dataset's rows"
-    )
-    args = parser.parse_args()
-    if args.production:
-        if args.out.resolve() == DEFAULT_CSV.resolve():
-            parser.error("--production writes a new file: give --out (the embedded dataset stays as it is)")
-        _write_production(args)
-        return
+
+def write_embedded(path: Path = DEFAULT_CSV) -> str:
+    """Regenerate the embedded dataset into ``path`` and its schema into ``SCHEMA_JSON``; returns a summary."""
     X, y, types = generate()
-    if args.check:
-        X_disk, y_disk = load_csv(args.out)
-        same = np.array_equal(X, X_disk) and np.array_equal(y, y_disk)
-        print(f"{args.out}: {'identical to' if same else 'DIFFERS from'} the generator's output")
-        raise SystemExit(0 if same else 1)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    write_csv(args.out, X, y, types)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_csv(path, X, y, types)
     SCHEMA_JSON.write_text(json.dumps(schema(), indent=2) + "\n")
     counts = {k: types.count(k) for k in DEFECT_TYPES}
-    print(f"wrote {args.out}: {len(y)} rows, {int(y.sum())} defects ({y.mean():.1%}); by type: {counts}")
+    return f"wrote {path}: {len(y)} rows, {int(y.sum())} defects ({y.mean():.1%}); by type: {counts}"
 
 
-def _write_production(args) -> None:
-    drift = Drift(vacuum=args.vacuum, hydrogen_offset=args.hydrogen_offset)
-    X, y, types = generate_production(args.production, args.seed, drift)
-    if args.with_embedded:
+def write_production(path: Path, rows: int, seed: int, drift: Drift, with_embedded: bool = False) -> str:
+    """``rows`` labelled rows of simulated production under ``drift`` into ``path`` (after the embedded rows
+    when ``with_embedded``); returns a summary."""
+    X, y, types = generate_production(rows, seed, drift)
+    if with_embedded:
         X0, y0, t0 = generate()
         X, y, types = np.vstack([X0, X]), np.concatenate([y0, y]), [*t0, *types]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    write_csv(args.out, X, y, types)
-    print(f"wrote {args.out}: {len(y)} rows ({drift}), {int(y.sum())} defects ({y.mean():.1%})")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_csv(path, X, y, types)
+    return f"wrote {path}: {len(y)} rows ({drift}), {int(y.sum())} defects ({y.mean():.1%})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m convert.dataset``: an alias of ``diecast data``, which parses the command line."""
+    import sys
+
+    from diecast import cli
+
+    return cli.main(["data", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -20,9 +20,9 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from convert import dataset
+from convert import defaults
 
-DEPLOYMENT_DIR = dataset.REPO_ROOT / "deployment_models"
+DEPLOYMENT_DIR = defaults.DEPLOYMENT_DIR
 AE_FILE = "autoencoder_latent12.pth"
 SCALER_FILE = "scaler.pkl"
 GB_FILE = "gradient_boosting_model.pkl"

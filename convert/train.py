@@ -6,15 +6,14 @@ files bit for bit on every x86-64 CPU.
 
 ``--reuse-ae`` keeps a version's scaler and encoder and retrains only the GB (``convert.reuse``); ``--cv-folds`` and
 ``--search-budget`` cross-validate the GB stage and search its hyperparameters (``convert.tuning``). Every constant
-they use is here.
+they use is here, except those the command line shows as defaults (``convert.defaults``). ``diecast train`` parses
+the command line and calls ``write_version``.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime as dt
-import json
 import sys
 import time
 from dataclasses import dataclass
@@ -29,20 +28,18 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
 from convert import dataset, kernels, originals, reuse, tuning
+from convert.defaults import AE_MAX_EPOCHS, CV_FOLDS, SEED
 from convert.model import LATENT_DIM, AutoEncoder, focal_loss
 
-SEED = 42
 TEST_SIZE = 0.15
 VAL_SIZE = 0.15
 AE_LR = 3e-3
 AE_BATCH = 128
-AE_MAX_EPOCHS = 120
 AE_PATIENCE = 8
 AE_GRAD_CLIP = 1.0
 FOCAL_WEIGHT = 0.5
 GB_PARAMS = {"n_estimators": 200, "max_depth": 6, "learning_rate": 0.1, "subsample": 1.0}
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.01), 2)  # the decision threshold: best F1 on validation
-CV_FOLDS = 5  # stratified folds of the GB stage's cross-validated metrics (--cv-folds; 0 skips them)
 # The hyperparameter search (--search-budget): successive halving over candidates drawn from this space, the
 # default always among them. Depth and trees are capped so that no candidate costs more than ~2x the default.
 SEARCH_SPACE = {
@@ -384,124 +381,11 @@ def write_version(
     return target
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
-
-
-def _folds(text: str) -> int:
-    value = int(text)
-    if value == 1 or value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 (no cross-validation) or at least 2, got {value}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    value = float(text)
-    if not value > 0:  # also refuses nan
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
-    return value
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m convert.train",
-        description="Train the scaler + AutoEncoder + GradientBoosting reference model into deployment_models/. "
-        f"torch's CPU kernels are pinned ({kernels.LEVEL_VAR}, default {kernels.DEFAULT_LEVEL}) so that one seed "
-        "gives the same files on every x86-64 CPU. Cross-validation and the search never change the model trained "
-        "on the full training split unless the search shows a significant gain.",
-    )
-    parser.add_argument("--version", default="v1.0", help="version folder name (default: %(default)s)")
-    parser.add_argument("--data", type=Path, default=dataset.DEFAULT_CSV, help="training CSV (default: embedded)")
-    parser.add_argument("--out", type=Path, default=originals.DEPLOYMENT_DIR, help="output root (default: %(default)s)")
-    parser.add_argument("--force", action="store_true", help="replace an existing version")
-    parser.add_argument(
-        "--seed", type=int, default=SEED, help="split, initialisation and GB seed (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--max-epochs",
-        type=_positive,
-        default=None,
-        help=f"AutoEncoder epoch cap; early stopping usually ends sooner (default: {AE_MAX_EPOCHS})",
-    )
-    parser.add_argument(
-        "--reuse-ae",
-        metavar="VERSION",
-        default=None,
-        help="keep VERSION's scaler and encoder, frozen and copied byte for byte, and retrain only the GB and its "
-        "threshold on --data: the cheap monthly retrain (metadata: training.reused_from)",
-    )
-    parser.add_argument(
-        "--models",
-        type=Path,
-        default=None,
-        help="the folder holding the --reuse-ae version (default: the --out folder)",
-    )
-    parser.add_argument(
-        "--cv-folds",
-        type=_folds,
-        default=CV_FOLDS,
-        help="stratified k-fold cross-validation of the GB stage on the training + validation rows, reported as "
-        "mean +- sd beside the test split (metadata: metrics_cv); 0 skips it (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--search-budget",
-        type=_seconds,
-        metavar="SECONDS",
-        default=None,
-        help="search the GB's hyperparameters by successive halving within about this many seconds; the default "
-        "200 trees x depth 6 is kept unless the best candidate's CV F1 beats it by more than the sum of their "
-        "standard errors (metadata: search). Needs --cv-folds >= 2 (default: no search)",
-    )
-    return parser
-
-
-def _options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Options:
-    if args.reuse_ae and args.max_epochs is not None:
-        parser.error("--max-epochs has no effect with --reuse-ae (the encoder is reused, not trained); drop one")
-    if args.search_budget and not args.cv_folds:
-        parser.error("--search-budget needs cross-validation: pass --cv-folds 2 or more")
-    return Options(
-        seed=args.seed,
-        max_epochs=args.max_epochs or AE_MAX_EPOCHS,
-        cv_folds=args.cv_folds,
-        search_budget=args.search_budget or 0.0,
-    )
-
-
-def _report(meta: dict, target: Path) -> None:
-    """The results on stdout: the test split, the cross-validated metrics, the search and the reuse."""
-    print(f"wrote {target} ({meta['model_version']}) in {meta['training']['seconds']} s")
-    if "reused_from" in meta["training"]:
-        r = meta["training"]["reused_from"]
-        print(
-            f"scaler and encoder reused from {r['version']}: "
-            + ", ".join(f"{k} {v[:12]}" for k, v in r["sha256"].items())
-        )
-    print(f"threshold {meta['threshold']:.2f} (best F1 on validation)")
-    print("test split: " + "  ".join(f"{k} {v:.4f}" for k, v in meta["metrics"].items()))
-    cv = meta["metrics_cv"]
-    if cv:
-        figures = "  ".join(f"{k} {cv[k]['mean']:.4f} ± {cv[k]['sd']:.4f}" for k in tuning.SCORERS)
-        print(f"cross-validation ({cv['folds']} folds of {cv['rows']} training + validation rows): {figures}")
-    if meta["search"]:
-        s = meta["search"]
-        print(f"search: {s['decision']} ({s['reason']}); {len(s['candidates'])} candidates in {s['seconds']} s")
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    opts = _options(parser, args)
-    try:
-        target = write_version(args.out, args.version, args.data, args.force, opts, args.reuse_ae, args.models)
-    except (dataset.DataValidationError, FileExistsError, kernels.KernelPinError, reuse.ReuseError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    _report(json.loads((target / originals.METADATA_FILE).read_text()), target)
-    return 0
+    """``python -m convert.train``: an alias of ``diecast train``, which parses the command line."""
+    from diecast import cli
+
+    return cli.main(["train", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -29,14 +29,14 @@ def fields(reference):
 @pytest.fixture(scope="module")
 def fused(reference, fields):
     """The honest fused graph of the shipped originals (export only, nothing published)."""
-    from convert.__main__ import export_graph
+    from convert.pipeline import export_graph
 
     return export_graph(reference, fields)
 
 
 @pytest.fixture(scope="module")
 def rows(reference, fields):
-    from convert.__main__ import sources
+    from convert.pipeline import sources
     from convert.dataset import DEFAULT_CSV
 
     return sources(reference, DEFAULT_CSV, FUZZ, fields)

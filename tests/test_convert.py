@@ -129,7 +129,7 @@ def test_the_graph_has_a_dynamic_batch_and_matches_torch_at_batch_1_and_7(refere
     import onnxruntime as ort
     import torch
 
-    from convert.__main__ import export_graph
+    from convert.pipeline import export_graph
     from convert.manifest import fields
     from convert.model import LATENT_DIM, feature_attention
 

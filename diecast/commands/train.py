@@ -1,0 +1,151 @@
+"""``diecast train``: train the scaler + AutoEncoder + GradientBoosting originals into deployment_models/VERSION."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from convert import defaults, kernels
+from diecast.commands import UsageError
+
+HELP = "train the originals (scaler + AutoEncoder + GB) into deployment_models/VERSION"
+EXTRA = "convert"
+
+EPILOG = f"""\
+examples:
+  diecast train                                        # the shipped v1.0, from the embedded data
+  diecast train --version v1.1 --data plant.csv --reuse-ae v1.0
+                                                       # the monthly retrain: v1.0's encoder, a new GB
+  diecast train --version v2.0 --data plant.csv --search-budget 600
+  {kernels.LEVEL_VAR}=default diecast train --version v9 --out build/try
+
+exit codes:
+  0  the version was written; its test-split metrics are printed
+  1  an unexpected error (the traceback says where); nothing is written
+  2  a bad argument or CSV (the message names the column and row), an existing version without --force, a
+     torch that cannot run the pinned kernels, or a --reuse-ae version that cannot be reused; nothing is written
+"""
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _folds(text: str) -> int:
+    value = int(text)
+    if value == 1 or value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (no cross-validation) or at least 2, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Train the scaler + AutoEncoder + GradientBoosting reference model into deployment_models/. "
+        f"torch's CPU kernels are pinned ({kernels.LEVEL_VAR}, default {kernels.DEFAULT_LEVEL}) so that one seed "
+        "gives the same files on every x86-64 CPU. Cross-validation and the search never change the model trained "
+        "on the full training split unless the search shows a significant gain."
+    )
+    parser.epilog = EPILOG
+    parser.add_argument("--version", default=defaults.VERSION, help="version folder name (default: %(default)s)")
+    parser.add_argument("--data", type=Path, default=defaults.DEFAULT_CSV, help="training CSV (default: embedded)")
+    parser.add_argument("--out", type=Path, default=defaults.DEPLOYMENT_DIR, help="output root (default: %(default)s)")
+    parser.add_argument("--force", action="store_true", help="replace an existing version")
+    parser.add_argument(
+        "--seed", type=int, default=defaults.SEED, help="split, initialisation and GB seed (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--max-epochs",
+        type=_positive,
+        default=None,
+        help=f"AutoEncoder epoch cap; early stopping usually ends sooner (default: {defaults.AE_MAX_EPOCHS})",
+    )
+    parser.add_argument(
+        "--reuse-ae",
+        metavar="VERSION",
+        default=None,
+        help="keep VERSION's scaler and encoder, frozen and copied byte for byte, and retrain only the GB and its "
+        "threshold on --data: the cheap monthly retrain (metadata: training.reused_from)",
+    )
+    parser.add_argument(
+        "--models",
+        type=Path,
+        default=None,
+        help="the folder holding the --reuse-ae version (default: the --out folder)",
+    )
+    parser.add_argument(
+        "--cv-folds",
+        type=_folds,
+        default=defaults.CV_FOLDS,
+        help="stratified k-fold cross-validation of the GB stage on the training + validation rows, reported as "
+        "mean +- sd beside the test split (metadata: metrics_cv); 0 skips it (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--search-budget",
+        type=_seconds,
+        metavar="SECONDS",
+        default=None,
+        help="search the GB's hyperparameters by successive halving within about this many seconds; the default "
+        "200 trees x depth 6 is kept unless the best candidate's CV F1 beats it by more than the sum of their "
+        "standard errors (metadata: search). Needs --cv-folds >= 2 (default: no search)",
+    )
+
+
+def _check(args: argparse.Namespace) -> None:
+    if args.reuse_ae and args.max_epochs is not None:
+        raise UsageError("--max-epochs has no effect with --reuse-ae (the encoder is reused, not trained); drop one")
+    if args.search_budget and not args.cv_folds:
+        raise UsageError("--search-budget needs cross-validation: pass --cv-folds 2 or more")
+
+
+def run(args: argparse.Namespace) -> int:
+    _check(args)
+    import json
+
+    from convert import dataset, originals, reuse, train
+
+    opts = train.Options(
+        seed=args.seed,
+        max_epochs=args.max_epochs or defaults.AE_MAX_EPOCHS,
+        cv_folds=args.cv_folds,
+        search_budget=args.search_budget or 0.0,
+    )
+    try:
+        target = train.write_version(args.out, args.version, args.data, args.force, opts, args.reuse_ae, args.models)
+    except (dataset.DataValidationError, FileExistsError, kernels.KernelPinError, reuse.ReuseError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    report(json.loads((target / originals.METADATA_FILE).read_text()), target)
+    return 0
+
+
+def report(meta: dict, target: Path) -> None:
+    """The results on stdout: the test split, the cross-validated metrics, the search and the reuse."""
+    from convert import tuning
+
+    print(f"wrote {target} ({meta['model_version']}) in {meta['training']['seconds']} s")
+    if "reused_from" in meta["training"]:
+        r = meta["training"]["reused_from"]
+        print(
+            f"scaler and encoder reused from {r['version']}: "
+            + ", ".join(f"{k} {v[:12]}" for k, v in r["sha256"].items())
+        )
+    print(f"threshold {meta['threshold']:.2f} (best F1 on validation)")
+    print("test split: " + "  ".join(f"{k} {v:.4f}" for k, v in meta["metrics"].items()))
+    cv = meta["metrics_cv"]
+    if cv:
+        figures = "  ".join(f"{k} {cv[k]['mean']:.4f} ± {cv[k]['sd']:.4f}" for k in tuning.SCORERS)
+        print(f"cross-validation ({cv['folds']} folds of {cv['rows']} training + validation rows): {figures}")
+    if meta["search"]:
+        s = meta["search"]
+        print(f"search: {s['decision']} ({s['reason']}); {len(s['candidates'])} candidates in {s['seconds']} s")
