@@ -1,5 +1,5 @@
-"""Batch scoring (``python -m runtime.score``): the same numbers as ``runtime.load(...).predict`` bit for bit at
-any chunking, worker count and file format; rejects named by row; nothing half-written. Needs
+"""Batch scoring (``diecast score``, the ``batch`` package): the same numbers as ``runtime.load(...).predict`` bit
+for bit at any chunking, worker count and file format; rejects named by row; nothing half-written. Needs
 requirements-batch.txt (pyarrow, tqdm); the Ray tests also need ray. Kept out of the runtime-only test list."""
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 
 import runtime
-from runtime import score, score_io
+from batch import io as batch_io
+from diecast import cli
+from diecast.commands import score
 from runtime.confidence import confidence_rule
 from tests.conftest import DATA_CSV, ONNX_DIR, REPO_ROOT
 
@@ -22,7 +24,7 @@ pa = pytest.importorskip("pyarrow")
 pacsv = pytest.importorskip("pyarrow.csv")
 pq = pytest.importorskip("pyarrow.parquet")
 
-RUNTIME_DIR = str(REPO_ROOT / "runtime")
+PACKAGE_DIRS = ",".join(str(REPO_ROOT / p) for p in ("batch", "runtime"))  # shipped to the Ray actors
 SUBSET = 600  # rows for the slow cases (1-row chunks, worker pools)
 
 
@@ -32,7 +34,7 @@ def expected(dataset_xy):
     X, _ = dataset_xy
     model = runtime.load(ONNX_DIR)
     out = model.predict(X)
-    band = confidence_rule(model.manifest)
+    band = confidence_rule(model.threshold, model.manifest.confidence_bands)
     return {
         "probability": out["probability"],
         "label": out["label"],
@@ -56,7 +58,7 @@ def inputs(tmp_path_factory):
 
 
 def run_score(*args) -> int:
-    return score.main([*map(str, args), "--model", str(ONNX_DIR), "--no-progress"])
+    return cli.main(["score", *map(str, args), "--model", str(ONNX_DIR), "--no-progress"])
 
 
 def read_output(path):
@@ -181,7 +183,7 @@ def test_a_failure_midway_leaves_nothing_half_written(tmp_path, inputs):
     rows[-1] += ",surplus"
     broken = tmp_path / "broken.csv"
     broken.write_text("\n".join([header, *rows]) + "\n")
-    assert broken.stat().st_size > 2 * score_io.CSV_BLOCK_BYTES
+    assert broken.stat().st_size > 2 * batch_io.CSV_BLOCK_BYTES
     # When it is scored, Then it fails as an input error and neither the output nor a temp file exists
     assert run_score(broken, tmp_path / "out.parquet", "--chunk-rows", 500, "--workers", 1) == score.EXIT_USAGE
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.csv"]
@@ -235,7 +237,7 @@ def test_wrong_paths_are_usage_errors(tmp_path, inputs, capsys):
 
 def test_help_documents_the_exit_codes():
     proc = subprocess.run(
-        [sys.executable, "-m", "runtime.score", "--help"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+        [sys.executable, "-m", "batch", "--help"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
     )
     text = " ".join(proc.stdout.split())  # argparse wraps to the terminal's width
     assert "--workers" in text
@@ -245,7 +247,8 @@ def test_help_documents_the_exit_codes():
 def test_serving_path_never_imports_the_scorer_or_its_dependencies():
     probe = (
         "import sys, runtime; import handler; "
-        "print(sorted(m for m in ('runtime.score', 'runtime.score_io', 'pyarrow', 'tqdm', 'ray') if m in sys.modules))"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('batch', 'pyarrow', 'tqdm', 'ray') "
+        "or m == 'diecast.commands.score'))"
     )
     env_path = f"{REPO_ROOT}:{REPO_ROOT / 'lambda'}"
     proc = subprocess.run(
@@ -254,22 +257,41 @@ def test_serving_path_never_imports_the_scorer_or_its_dependencies():
     assert proc.stdout.strip() == "[]"
 
 
+def in_build_context(path: str, rules: list[str]) -> bool:
+    """Whether ``.dockerignore``'s ``rules`` let ``path`` into the image's build context: the last rule matching
+    the path or a folder above it wins; ``!`` lets it in."""
+    parts = path.split("/")
+    candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    included = True
+    for rule in rules:
+        if not rule or rule.startswith("#"):
+            continue
+        pattern = rule.removeprefix("!").rstrip("/")
+        if any(fnmatch.fnmatch(c, pattern) for c in candidates):
+            included = rule.startswith("!")
+    return included
+
+
 def test_the_serving_image_leaves_the_scorer_out():
     rules = (REPO_ROOT / ".dockerignore").read_text().splitlines()
-    excluded = [r for r in rules[rules.index("!runtime/") + 1 :] if r and not r.startswith(("!", "#"))]
-    for module in sorted((REPO_ROOT / "runtime").glob("score*.py")):
-        assert any(fnmatch.fnmatch(f"runtime/{module.name}", r) for r in excluded), module.name
+    assert in_build_context("runtime/model.py", rules)  # the rules are read as Docker reads them
+    modules = [*sorted((REPO_ROOT / "batch").glob("*.py")), REPO_ROOT / "diecast" / "commands" / "score.py"]
+    for module in modules:
+        name = module.relative_to(REPO_ROOT).as_posix()
+        assert not in_build_context(name, rules), name
+    assert not list((REPO_ROOT / "runtime").glob("score*.py"))  # batch scoring lives in batch/, not the runtime
 
 
 RAY_SCRIPT = """
 import sys
 import ray
-from runtime import score
-ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", runtime_env={"py_modules": [sys.argv[1]]})
+from diecast import cli
+modules = sys.argv[1].split(",")
+ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", runtime_env={"py_modules": modules})
 codes = []
 for source, output, chunk in zip(sys.argv[2::3], sys.argv[3::3], sys.argv[4::3]):
     args = [source, output, "--engine", "ray", "--workers", "2", "--chunk-rows", chunk, "--model", sys.argv[-1]]
-    codes.append(score.main([*args, "--no-progress"]))
+    codes.append(cli.main(["score", *args, "--no-progress"]))
 print("codes", codes)
 """
 RAY_TIMEOUT_S = 420  # a wedged Ray fails this test instead of hanging CI
@@ -284,7 +306,7 @@ def test_ray_engine_matches_predict_and_rejects_alike(tmp_path, inputs, expected
         (inputs["full", "parquet"], tmp_path / "ray-parquet.csv", 997),
         (messy_csv, tmp_path / "messy-scores.csv", 4),
     ]
-    argv = [RUNTIME_DIR, *(str(x) for job in jobs for x in job), str(ONNX_DIR)]
+    argv = [PACKAGE_DIRS, *(str(x) for job in jobs for x in job), str(ONNX_DIR)]
     # When the embedded data (both formats) and the messy file are scored by 2 actors in small batches
     proc = subprocess.run(
         [sys.executable, "-c", RAY_SCRIPT, *argv],

@@ -1,37 +1,30 @@
-"""Batch scoring's tables: read CSV or Parquet in chunks, turn a chunk into a checked feature matrix and scored
-columns, split the scored rows from the rejected ones, and write results atomically (temp file + rename).
+"""Batch scoring's files and tables: read CSV or Parquet in chunks, check the input's columns, split scored rows
+from rejected ones, and write results atomically (temp file + rename).
 
-Batch-only: pyarrow is imported lazily (``requirements-batch.txt``), and the serving image does not carry this
-module (``.dockerignore``). The local engine (``runtime.score``) and the Ray engine (``runtime.score_ray``) share
-every function here, so both give the same rows, numbers and rejects.
-
-Readings are parsed as ``float(cell)`` does (as ``convert.dataset.load_csv`` reads training data): CSV cells are
-read as text and cast by Arrow, and a column that Arrow cannot cast is re-read cell by cell with ``float`` to
-name the bad rows. A missing, non-numeric or non-finite reading rejects its row; it is never dropped silently or
-zero-filled.
+Batch-only: pyarrow is imported lazily (``requirements-batch.txt``), and the serving image does not carry the
+``batch`` package. Every engine reads and writes through the functions here, so all give the same rows, numbers
+and rejects. CSV cells are read as text (identifiers and timestamps pass through unchanged; ``batch.step`` parses
+the readings); Parquet keeps its types.
 """
 
 from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from runtime.exceptions import BatchInputError
+from batch.job import BatchInputError
 
 if TYPE_CHECKING:
     import pyarrow as pa
-
-    from runtime.model import Model
 
 OUTPUTS = ("probability", "label", "confidence")
 REASON = "__reject_reason"  # travels with a scored chunk from the scoring step to the writer, never written
 ROW, WHY = "row", "reason"  # the rejects file's first two columns
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
-MAX_REASONS = 3  # bad readings named per rejected row
 CSV_BLOCK_BYTES = 1 << 22  # Arrow parses a CSV this much at a time (~23k rows of 30 readings)
 
 
@@ -92,8 +85,8 @@ def check_columns(path: str, names: Sequence[str], features: Sequence[str], pref
 def read_chunks(path: str, chunk_rows: int) -> tuple[pa.Schema, Iterator[pa.Table], int | None]:
     """(the input's schema, its rows as tables of ``chunk_rows`` rows in file order, row count if known).
 
-    CSV columns are all read as text (identifiers and timestamps pass through unchanged; readings are parsed by
-    ``feature_matrix``); Parquet keeps its types.
+    CSV columns are all read as text (readings are parsed by ``batch.step.feature_matrix``); Parquet keeps its
+    types.
     """
     pa = require("pyarrow")
     if table_format(path) == "parquet":
@@ -158,103 +151,11 @@ def compact(table: pa.Table, columns: Sequence[str]) -> pa.Table:
     return table.select(list(columns)).take(np.arange(table.num_rows))
 
 
-def _column_values(column: Any, name: str) -> tuple[np.ndarray, dict[int, str]]:
-    """One feature column -> (float64 values, {row index in the chunk: why it is not a reading})."""
-    pa, pc = require("pyarrow"), require("pyarrow.compute")
-    kind = column.type
-    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        try:
-            values = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
-        except pa.ArrowInvalid:  # at least one cell is not a plain number: parse each as float() does
-            return _parse_cells(column.to_pylist(), name)
-    elif pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind) or pa.types.is_null(kind):
-        values = pc.cast(column, pa.float64(), safe=False).to_numpy(zero_copy_only=False)
-    else:
-        raise BatchInputError(f"feature column {name!r} has type {kind}; it must hold numbers (or numeric text)")
-    values = np.asarray(values, dtype=np.float64)
-    bad = {int(i): "missing" for i in np.nonzero(np.isnan(values))[0] if not column[int(i)].is_valid}
-    bad.update({int(i): f"not finite ({values[i]})" for i in np.nonzero(~np.isfinite(values))[0] if i not in bad})
-    return values, bad
-
-
-def _parse_cells(cells: list[Any], name: str) -> tuple[np.ndarray, dict[int, str]]:
-    values = np.full(len(cells), np.nan)
-    bad: dict[int, str] = {}
-    for i, cell in enumerate(cells):
-        if cell is None or not str(cell).strip():
-            bad[i] = "missing"
-            continue
-        try:
-            values[i] = float(cell)
-        except ValueError:
-            bad[i] = f"not a number ({str(cell)[:40]!r})"
-            continue
-        if not np.isfinite(values[i]):
-            bad[i] = f"not finite ({cell!r})"
-    return values, bad
-
-
-def feature_matrix(table: pa.Table, features: Sequence[str]) -> tuple[np.ndarray, list[str | None]]:
-    """A chunk -> ((n, len(features)) float64 in model order, per row None or why it is rejected)."""
-    X = np.empty((table.num_rows, len(features)), dtype=np.float64)
-    problems: dict[int, list[str]] = {}
-    for j, name in enumerate(features):
-        X[:, j], bad = _column_values(table.column(name), name)
-        for i, why in bad.items():
-            problems.setdefault(i, []).append(f"{name}: {why}")
-    reasons: list[str | None] = [None] * table.num_rows
-    for i, items in problems.items():
-        more = f" (+{len(items) - MAX_REASONS} more)" if len(items) > MAX_REASONS else ""
-        reasons[i] = "; ".join(items[:MAX_REASONS]) + more
-    return X, reasons
-
-
-def _beyond_envelope(model: Model, X: np.ndarray, ok: np.ndarray, reasons: list[str | None]) -> np.ndarray:
-    """Rows with a reading beyond the envelope the model answers (the serving path refuses them too): their
-    reasons are filled in, and the mask of them returned."""
-    low, high = model.envelope.low, model.envelope.high
-    outside = ok[:, None] & ((low > X) | (high < X))
-    rows = np.asarray(outside.any(axis=1))
-    for i in np.flatnonzero(rows):
-        names = [model.feature_names[j] for j in np.flatnonzero(outside[i])]
-        reasons[i] = "; ".join(f"{n}: beyond the envelope the model answers" for n in names[:MAX_REASONS])
-    return rows
-
-
-def score_columns(model: Model, band: Callable[[float], str], table: pa.Table, prefix: str = "") -> pa.Table:
-    """A chunk (at least the model's feature columns) -> a table of its scores, one row per input row:
-    ``probability`` (float32), ``label`` (int64), ``confidence`` and the internal reject reason; rejected rows
-    get nulls for the scores."""
-    pa = require("pyarrow")
-    X, reasons = feature_matrix(table, model.feature_names)
-    ok = np.array([r is None for r in reasons], dtype=bool)
-    ok &= ~_beyond_envelope(model, X, ok, reasons)
-    proba = np.zeros(len(ok), dtype=np.float32)
-    label = np.zeros(len(ok), dtype=np.int64)
-    if ok.any():
-        out = model.predict(X[ok])  # the serving path's own checks and session: the same numbers as predict()
-        proba[ok], label[ok] = out["probability"], out["label"]
-    bands = [band(p) if good else None for p, good in zip(proba.tolist(), ok.tolist(), strict=True)]
-    return pa.table(
-        {
-            prefix + "probability": pa.array(proba, mask=~ok),
-            prefix + "label": pa.array(label, mask=~ok),
-            prefix + "confidence": pa.array(bands, type=pa.string()),
-            REASON: pa.array(reasons, type=pa.string()),
-        }
-    )
-
-
 def with_scores(table: pa.Table, scores: pa.Table) -> pa.Table:
     """``table`` with the columns of ``scores`` (same rows) appended; no copy."""
     for name in scores.column_names:
         table = table.append_column(name, scores.column(name))
     return table
-
-
-def score_table(model: Model, band: Callable[[float], str], table: pa.Table, prefix: str = "") -> pa.Table:
-    """A chunk with its scores appended (``score_columns``)."""
-    return with_scores(table, score_columns(model, band, table, prefix))
 
 
 def split_scored(scored: pa.Table, first_row: int, keep: Sequence[str], prefix: str) -> tuple[pa.Table, pa.Table]:
