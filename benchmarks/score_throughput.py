@@ -1,6 +1,7 @@
-"""Batch-scoring throughput (``make bench-score``): rows/s of ``python -m runtime.score`` at 1 and 2 worker
-processes and on local Ray, CSV and Parquet, end to end (read, parse, score, write). A benchmark, not a gate:
-this machine is shared, so it reports medians of interleaved repeats and the ratio within one run.
+"""Batch-scoring throughput (``make bench-score``, ``python -m benchmarks.score_throughput``): rows/s of
+``batch.score.score_file`` at 1 and 2 worker processes and on local Ray, CSV and Parquet, end to end (read, parse,
+score, write). A benchmark, not a gate: this machine is shared, so it reports medians of interleaved repeats and
+the ratio within one run.
 
 Before timing it checks that the scored output equals ``runtime.load(...).predict`` bit for bit. Threads are
 pinned: each worker or actor runs one single-threaded onnxruntime session; OpenMP/OpenBLAS are pinned to 1.
@@ -18,17 +19,16 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import resource  # noqa: E402
 import statistics  # noqa: E402
-import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT))
-
 import runtime  # noqa: E402
-from runtime import score  # noqa: E402
+from batch.job import DEFAULT_CHUNK_ROWS  # noqa: E402
+from batch.score import score_file  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 MODEL = REPO_ROOT / "models_onnx" / "v1.0"
 DATA_CSV = REPO_ROOT / "data" / "die_casting.csv"
@@ -56,9 +56,10 @@ def check_correct(source: Path) -> None:
     import pyarrow.parquet as pq
 
     out = WORK / "check.parquet"
-    assert score.main([str(source), str(out), "--workers", "2", "--chunk-rows", "997", "--force", "--no-progress"]) == 0
+    summary = score_file(source, out, model_dir=MODEL, workers=2, chunk_rows=997, progress=False, force=True)
+    assert summary.rejected == 0, f"{summary.rejected} rows rejected"
     table = pacsv.read_csv(source)
-    X = np.column_stack([table[f["name"]].to_numpy() for f in runtime.load(MODEL).manifest["features"]])
+    X = np.column_stack([table[name].to_numpy() for name in runtime.load(MODEL).feature_names])
     want = runtime.load(MODEL).predict(X)["probability"]
     got = pq.read_table(out)["probability"].to_numpy()
     assert np.array_equal(got.view(np.uint32), want.view(np.uint32)), "scorer output differs from predict()"
@@ -73,11 +74,12 @@ def _cpu_seconds() -> float:
 def time_run(source: Path, fmt: str, workers: int, engine: str, chunk: int) -> tuple[float, float]:
     """(wall seconds, CPU seconds) of one scoring run."""
     out = WORK / f"out.{fmt}"
-    args = [str(source), str(out), "--workers", str(workers), "--chunk-rows", str(chunk), "--engine", engine]
     t0, c0 = time.perf_counter(), _cpu_seconds()
-    code = score.main([*args, "--force", "--no-progress"])
+    summary = score_file(
+        source, out, model_dir=MODEL, engine=engine, workers=workers, chunk_rows=chunk, progress=False, force=True
+    )
     elapsed, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
-    assert code == 0, f"scorer exited {code}"
+    assert summary.rejected == 0, f"{summary.rejected} rows rejected"
     return elapsed, cpu
 
 
@@ -98,7 +100,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="Batch-scoring throughput at 1 and 2 workers and on local Ray.")
     parser.add_argument("--copies", type=int, default=40, help="copies of the 7,535-row dataset (default: 40)")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats per setting (default: 3)")
-    parser.add_argument("--chunk-rows", type=int, default=score.DEFAULT_CHUNK_ROWS)
+    parser.add_argument("--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS)
     parser.add_argument("--no-ray", action="store_true", help="skip the Ray engine")
     args = parser.parse_args()
     paths = make_inputs(args.copies)
@@ -112,7 +114,7 @@ def main() -> int:
             num_cpus=2,
             include_dashboard=False,
             logging_level="WARNING",
-            runtime_env={"py_modules": [str(REPO_ROOT / "runtime")]},
+            runtime_env={"py_modules": [str(REPO_ROOT / "batch"), str(REPO_ROOT / "runtime")]},
         )
         time_run(paths["parquet"], "parquet", 2, "ray", args.chunk_rows)  # Ray's first job start-up, not measured
         settings += [("parquet", 2, "ray"), ("csv", 2, "ray")]
