@@ -3,6 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+DIECAST := $(VENV)/bin/diecast
 STAMP := $(VENV)/.installed
 
 VERSION ?= v1.0
@@ -22,39 +23,53 @@ TRAIN_FLAGS := $(if $(SEED),--seed $(SEED),) $(if $(MAX_EPOCHS),--max-epochs $(M
 
 .DEFAULT_GOAL := help
 .PHONY: help venv data train convert convert-check demo monitor-demo invoke test lint format bench image-test image ecr-push deploy clean \
-	compare bench-score
+	compare bench-score docs score monitor
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-$(STAMP): requirements-runtime.txt requirements-convert.txt requirements-monitor.txt requirements-batch.txt requirements-compare.txt requirements-dev.txt
+# The pinned sets (requirements-*.txt) give every version; the project itself is then installed editable, without
+# resolving again, so that $(DIECAST) runs this checkout.
+$(STAMP): pyproject.toml requirements-runtime.txt requirements-convert.txt requirements-monitor.txt requirements-batch.txt \
+		requirements-compare.txt requirements-docs.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $@
 
-venv: $(STAMP) ## create .venv with the conversion, test and lint tools (torch==2.13.0 CPU)
+venv: $(STAMP) ## create .venv: the project (editable, the `diecast` command) with every extra, test, lint and docs tool
 
 data: $(STAMP) ## regenerate the embedded synthetic dataset and its schema
-	$(PY) -m convert.dataset
+	$(DIECAST) data
 
 train: $(STAMP) ## train originals into deployment_models/VERSION (DATA=, SEED=, MAX_EPOCHS=, REUSE_AE=, CV_FOLDS=, SEARCH_BUDGET=, FORCE=1)
-	$(PY) -m convert.train --version $(VERSION) --data $(DATA) $(TRAIN_FLAGS) $(FORCE_FLAG)
+	$(DIECAST) train --version $(VERSION) --data $(DATA) $(TRAIN_FLAGS) $(FORCE_FLAG)
 
 convert: $(STAMP) ## export deployment_models/VERSION to models_onnx/VERSION with its certificate (FORCE=1)
-	$(PY) -m convert --version $(VERSION) --out $(OUT) $(FORCE_FLAG)
+	$(DIECAST) convert --version $(VERSION) --out $(OUT) $(FORCE_FLAG)
 
 convert-check: $(STAMP) ## CI: convert into build/convert-check, certify it, require model.onnx byte-identical to the shipped one
-	$(PY) -m convert --version $(VERSION) --out build/convert-check --force --compare-to models_onnx/$(VERSION)
+	$(DIECAST) convert --version $(VERSION) --out build/convert-check --force --compare-to models_onnx/$(VERSION)
 
 demo: $(STAMP) ## the main job end to end on the embedded data, in build/demo (train, convert, serve)
 	rm -rf build/demo
-	$(PY) -m convert.train --version $(VERSION) --out build/demo/deployment_models
-	$(PY) -m convert --version $(VERSION) --models build/demo/deployment_models --out build/demo/models_onnx
+	$(DIECAST) train --version $(VERSION) --out build/demo/deployment_models
+	$(DIECAST) convert --version $(VERSION) --models build/demo/deployment_models --out build/demo/models_onnx
 	@for e in tests/events/direct_named.json tests/events/batch.json tests/events/rest_predict.json tests/events/bad_missing_feature.json; do \
-		echo "== $$e"; MODEL_PATH=build/demo/models_onnx/$(VERSION) $(PY) lambda/invoke.py --quiet-log $$e || exit 1; done
+		echo "== $$e"; $(DIECAST) invoke --model build/demo/models_onnx/$(VERSION) --quiet-log $$e || exit 1; done
 
-invoke: $(STAMP) ## print the handler's response to EVENT=tests/events/<name>.json
-	$(PY) lambda/invoke.py $(EVENT)
+invoke: $(STAMP) ## print the handler's response to EVENT=tests/events/<name>.json (MODEL=folder, default the shipped model)
+	$(DIECAST) invoke $(if $(MODEL),--model $(MODEL),) $(EVENT)
+
+score: $(STAMP) ## batch-score INPUT=readings.csv|.parquet into OUTPUT=scores.csv|.parquet (MODEL=folder, SCORE_ARGS="--engine ray")
+	@test -n "$(INPUT)" -a -n "$(OUTPUT)" || { echo "make score needs INPUT= and OUTPUT=, e.g. make score INPUT=data/die_casting.csv OUTPUT=build/scores.csv" >&2; exit 2; }
+	$(DIECAST) score $(if $(MODEL),--model $(MODEL),) $(SCORE_ARGS) $(INPUT) $(OUTPUT)
+
+monitor: $(STAMP) ## the monitor on captured predictions: MONITOR_ARGS="..." (diecast monitor --help lists them)
+	$(DIECAST) monitor $(MONITOR_ARGS)
+
+docs: $(STAMP) ## build the documentation site into build/site; a broken link or a page left out of the nav fails
+	$(VENV)/bin/mkdocs build --strict -d build/site
 
 lint: $(STAMP) ## ruff lint + format check, mypy on the serving path, cfn-lint and checkov on the SAM template
 	$(PY) -m ruff check .
@@ -80,7 +95,7 @@ format: $(STAMP) ## apply ruff's formatter and autofixes
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
-test: $(STAMP) lint ## lint, the whole test suite, then a scratch conversion with its parity certificate
+test: $(STAMP) lint docs ## lint, the docs build, the whole test suite, then a scratch conversion with its parity certificate
 	$(PY) -m pytest --durations=12
 	$(MAKE) convert-check
 
@@ -91,7 +106,7 @@ _given = $(filter command line environment,$(origin $(1)))
 
 compare: $(STAMP) ## compare two certified models: NEW=v1.1 [OLD=v1.0] [DATA=labelled.csv] [OUT=dir] (fails unless promote)
 	@test -n "$(NEW)" || { echo "make compare needs NEW=<version or folder>, e.g. make compare OLD=v1.0 NEW=v1.1" >&2; exit 2; }
-	$(PY) -m compare --old $(OLD) --new $(NEW) $(if $(call _given,DATA),--data $(DATA),) $(if $(call _given,OUT),--out $(OUT),)
+	$(DIECAST) compare --old $(OLD) --new $(NEW) $(if $(call _given,DATA),--data $(DATA),) $(if $(call _given,OUT),--out $(OUT),)
 
 bench-score: $(STAMP) ## batch-scoring throughput at 1 and 2 workers and on local Ray; writes build/bench/score.json
 	$(PY) benchmarks/score_throughput.py

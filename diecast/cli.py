@@ -124,9 +124,9 @@ def _missing(name: str, exc: ModuleNotFoundError) -> int:
         _fail(f"diecast {name}: its module {COMMANDS[name]} is not in this installation")
         return EXIT_USAGE
     extra = _declared(COMMANDS[name], "EXTRA")
-    if not _provided_by(exc.name, extra):
+    if not isinstance(extra, str) or not _provided_by(exc.name, extra):
         raise exc
-    _fail(f"diecast {name} needs the {extra!r} extra: {install_hint(str(extra))}")
+    _fail(f"diecast {name} needs the {extra!r} extra: {install_hint(extra)}")
     return EXIT_USAGE
 
 
@@ -134,9 +134,9 @@ def _load(name: str) -> ModuleType:
     return importlib.import_module(COMMANDS[name])
 
 
-def _provided_by(module_name: str | None, extra: str | None) -> bool:
+def _provided_by(module_name: str | None, extra: str) -> bool:
     """Whether the missing ``module_name`` (e.g. "sklearn.ensemble") is a package of pip extra ``extra``."""
-    if module_name is None or extra is None:
+    if module_name is None:
         return False
     return module_name.partition(".")[0] in EXTRA_MODULES.get(extra, frozenset())
 

@@ -1,0 +1,260 @@
+"""The `diecast` command: the listing, --version, each command's --help without its extra's packages, the one-line
+message for a missing extra, the pyproject extras against the pinned requirements files, and an install of the
+serving set alone."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+import tomllib
+import venv
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+from diecast import cli
+from tests.conftest import REPO_ROOT
+
+PYPROJECT = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+HEAVY = sorted(set().union(*cli.EXTRA_MODULES.values()))  # every extra's top-level modules
+PRESENT = [name for name, path in cli.COMMANDS.items() if (REPO_ROOT / (path.replace(".", "/") + ".py")).is_file()]
+
+
+def _diecast(*args: str, prelude: str = "", cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess:
+    """``diecast ARGS`` in a fresh interpreter; ``prelude`` runs first (to block a module); the last stdout line
+    lists the extras' modules that ended up imported."""
+    script = textwrap.dedent(prelude) + textwrap.dedent(
+        f"""
+        import sys
+        from diecast import cli
+        try:
+            code = cli.main({list(args)!r})
+        except SystemExit as exc:
+            code = exc.code
+        print("imported:", sorted(m for m in {HEAVY!r} if m in sys.modules))
+        sys.exit(code)
+        """
+    )
+    return subprocess.run(
+        [sys.executable, "-c", script], cwd=cwd, capture_output=True, text=True, check=False, timeout=120
+    )
+
+
+def _imported(proc: subprocess.CompletedProcess) -> str:
+    return proc.stdout.strip().splitlines()[-1]
+
+
+BLOCK = """
+import sys
+
+class Blocked:
+    '''Imports of {names} fail as they do where the package is not installed.'''
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in {names!r}:
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+        return None
+
+sys.meta_path.insert(0, Blocked())
+"""
+
+
+def test_help_lists_every_command_without_importing_an_extra():
+    proc = _diecast("--help")
+    assert proc.returncode == 0, proc.stderr
+    for name in cli.COMMANDS:
+        assert re.search(rf"^  {name} ", proc.stdout, re.MULTILINE), name
+    for name in PRESENT:
+        assert cli._load(name).HELP in proc.stdout
+    assert _imported(proc) == "imported: []"
+
+
+def test_no_command_prints_the_listing_and_exits_2():
+    proc = _diecast()
+    assert proc.returncode == 2
+    assert "commands:" in proc.stderr
+
+
+def test_version_is_the_project_version():
+    proc = _diecast("--version")
+    assert proc.returncode == 0
+    assert proc.stdout.splitlines()[0] == f"diecast {PYPROJECT['project']['version']}"
+
+
+def test_an_unknown_command_is_refused_with_the_list():
+    proc = _diecast("trian")
+    assert proc.returncode == 2
+    assert "unknown command 'trian'" in proc.stderr
+    assert "train" in proc.stderr
+
+
+@pytest.mark.parametrize("name", ["train", "convert", "data"])
+def test_command_help_shows_examples_and_exit_codes_without_importing_torch(name):
+    proc = _diecast(name, "--help")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"usage: diecast {name} ")
+    assert f"examples:\n  diecast {name}" in proc.stdout
+    assert "exit codes:\n  0  " in proc.stdout
+    assert _imported(proc) == "imported: []"
+
+
+def test_train_help_is_quick():
+    """`diecast train --help` imports neither torch nor scikit-learn: well under a second, not torch's seconds."""
+    command = [sys.executable, "-m", "diecast", "train", "--help"]
+    subprocess.run(command, cwd=REPO_ROOT, capture_output=True, check=True)  # warm the file cache
+    started = time.perf_counter()
+    subprocess.run(command, cwd=REPO_ROOT, capture_output=True, check=True)
+    seconds = time.perf_counter() - started
+    print(f"diecast train --help: {seconds:.2f} s")
+    assert seconds < 3.0
+
+
+def test_a_missing_extra_is_one_line_naming_it(tmp_path):
+    proc = _diecast("train", "--version", "v9", "--out", str(tmp_path), prelude=BLOCK.format(names={"torch"}))
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"diecast train needs the 'convert' extra: {cli.install_hint('convert')}"
+    assert "pip install" in cli.install_hint("convert")
+    assert not (tmp_path / "v9").exists()
+
+
+def test_a_missing_extra_while_importing_the_command_module_is_one_line(tmp_path, monkeypatch, capsys):
+    (tmp_path / "needs_duckdb.py").write_text('HELP = "a test command"\nEXTRA = "monitor"\nimport duckdb\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(cli.COMMANDS, "fake", "needs_duckdb")
+    monkeypatch.delitem(sys.modules, "duckdb", raising=False)
+    exec(BLOCK.format(names={"duckdb"}), {})  # inserts the blocker into sys.meta_path
+    try:
+        assert cli.main(["fake"]) == 2
+        assert capsys.readouterr().err == f"diecast fake needs the 'monitor' extra: {cli.install_hint('monitor')}\n"
+        assert "  fake     a test command (extra: monitor)" in cli.overview()
+    finally:
+        sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != "Blocked"]
+
+
+def test_a_missing_module_outside_the_extra_is_not_hidden(tmp_path, monkeypatch):
+    (tmp_path / "broken_cmd.py").write_text(
+        'HELP = "x"\nEXTRA = "convert"\ndef configure(parser):\n    pass\n'
+        "def run(args):\n    import no_such_module_anywhere\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(cli.COMMANDS, "broken", "broken_cmd")
+    with pytest.raises(ModuleNotFoundError, match="no_such_module_anywhere"):
+        cli.main(["broken"])
+
+
+def test_a_contradictory_command_line_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["train", "--cv-folds", "0", "--search-budget", "60"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: diecast train ")
+    assert "diecast train: error: --search-budget needs cross-validation" in err
+
+
+@pytest.mark.parametrize("name", PRESENT)
+def test_every_command_module_has_the_interface(name):
+    module = cli._load(name)
+    assert isinstance(module.HELP, str)
+    assert module.HELP
+    assert "\n" not in module.HELP
+    assert module.EXTRA is None or module.EXTRA in cli.EXTRA_MODULES
+    assert callable(module.configure)
+    assert callable(module.run)
+
+
+# --- the extras against the pinned requirements files -------------------------------------------------------------
+
+
+def _pins(path: Path) -> set[str]:
+    """Every requirement of a requirements file, following its -r includes."""
+    pins: set[str] = set()
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line.startswith("-r "):
+            pins |= _pins(path.parent / line[3:].strip())
+        elif line:
+            pins.add(line)
+    return pins
+
+
+def _extra(name: str) -> set[str]:
+    """An extra's requirements, with the project's own extras it names (``diecast-t1[a,b]``) expanded."""
+    project = PYPROJECT["project"]
+    out: set[str] = set()
+    for req in project["optional-dependencies"][name]:
+        own = re.fullmatch(rf"{project['name']}\[(.+)\]", req)
+        out |= set().union(*(_extra(e.strip()) for e in own.group(1).split(","))) if own else {req}
+    return out
+
+
+def test_pip_install_dot_is_the_serving_set():
+    assert set(PYPROJECT["project"]["dependencies"]) == _pins(REPO_ROOT / "requirements-runtime.txt")
+
+
+@pytest.mark.parametrize("extra", ["convert", "monitor", "compare", "batch", "docs", "dev"])
+def test_each_extra_pins_what_its_requirements_file_pins(extra):
+    runtime = _pins(REPO_ROOT / "requirements-runtime.txt")
+    assert _extra(extra) == _pins(REPO_ROOT / f"requirements-{extra}.txt") - runtime
+
+
+def test_every_requirements_file_has_its_extra():
+    files = {p.name.removeprefix("requirements-").removesuffix(".txt") for p in REPO_ROOT.glob("requirements-*.txt")}
+    assert files - {"runtime", "iac"} == set(PYPROJECT["project"]["optional-dependencies"])
+
+
+@pytest.mark.parametrize("extra", sorted(cli.EXTRA_MODULES))
+def test_the_dispatcher_knows_every_package_of_an_extra(extra):
+    """Each distribution an extra pins provides a top-level module the dispatcher recognises as that extra's."""
+    provides: dict[str, set[str]] = {}
+    for module, dists in metadata.packages_distributions().items():
+        for dist in dists:
+            provides.setdefault(re.sub(r"[-_.]+", "-", dist).lower(), set()).add(module)
+    for req in _extra(extra):
+        dist = re.sub(r"[-_.]+", "-", re.split(r"[\[=<>~ ]", req, maxsplit=1)[0]).lower()
+        assert provides.get(dist, set()) & cli.EXTRA_MODULES[extra], (extra, dist)
+
+
+# --- pip install . -------------------------------------------------------------------------------------------------
+
+
+def _copy_project(dest: Path) -> None:
+    """What a build reads: pyproject.toml, README.md and the product packages (not the tests, data or models)."""
+    dest.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO_ROOT / name, dest / name)
+    for pattern in PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]:
+        if "." not in pattern and (REPO_ROOT / pattern).is_dir():
+            shutil.copytree(REPO_ROOT / pattern, dest / pattern, ignore=shutil.ignore_patterns("__pycache__"))
+
+
+@pytest.mark.slow
+def test_pip_install_dot_gives_a_diecast_that_runs_with_the_serving_set_alone(tmp_path):
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=False, system_site_packages=False).create(env_dir)
+    py = env_dir / "bin" / "python"
+    _copy_project(tmp_path / "src")
+    pip = [sys.executable, "-m", "pip", "--python", str(py), "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run([*pip, "-r", str(REPO_ROOT / "requirements-runtime.txt")], check=True, capture_output=True)
+    subprocess.run([*pip, "--no-deps", str(tmp_path / "src")], check=True, capture_output=True)
+    probe = f"import importlib.util as u; print([m for m in {HEAVY!r} if u.find_spec(m)])"
+    assert subprocess.run([py, "-c", probe], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+
+    env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "VIRTUAL_ENV"}}
+    diecast = str(env_dir / "bin" / "diecast")
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([diecast, *args], cwd=tmp_path, env=env, capture_output=True, text=True, check=False)
+
+    listing = run("--help")
+    assert listing.returncode == 0, listing.stderr
+    assert all(f"  {name} " in listing.stdout for name in cli.COMMANDS)
+    assert run("--version").stdout.strip() == f"diecast {PYPROJECT['project']['version']}"
+    assert run("train", "--help").returncode == 0
+    missing = run("train", "--out", str(tmp_path / "models"))
+    assert missing.returncode == 2
+    assert missing.stderr == "diecast train needs the 'convert' extra: pip install '.[convert]'\n"
