@@ -109,7 +109,7 @@ compare: $(STAMP) ## compare two certified models: NEW=v1.1 [OLD=v1.0] [DATA=lab
 	$(DIECAST) compare --old $(OLD) --new $(NEW) $(if $(call _given,DATA),--data $(DATA),) $(if $(call _given,OUT),--out $(OUT),)
 
 bench-score: $(STAMP) ## batch-scoring throughput at 1 and 2 workers and on local Ray; writes build/bench/score.json
-	$(PY) benchmarks/score_throughput.py
+	$(PY) -m benchmarks.score_throughput
 
 clean: ## remove build outputs (keeps .venv)
 	rm -rf build .pytest_cache .ruff_cache .mypy_cache .hypothesis .benchmarks
