@@ -1,14 +1,17 @@
-"""What a scoring run is given (``Job``), what it reports (``Summary``) and the error it raises.
-
-Standard library only, so the command line can read the defaults without importing numpy, pyarrow or the model.
+"""What a scoring run is given (``Job``), what an engine gives back (``Stream``), what the run reports
+(``Summary``) and the error it raises. The parts of ``batch`` pass these between them; this module imports none
+of them, and only the standard library, so the command line reads the defaults without numpy, pyarrow or a model.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from batch.engines import ENGINES
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 DEFAULT_MODEL = os.path.join("models_onnx", "v1.0")
 DEFAULT_CHUNK_ROWS = 4096  # large enough that per-chunk overhead is <2 % of inference, small enough to stream
@@ -46,12 +49,20 @@ class Job:
     force: bool = False
 
     def __post_init__(self) -> None:
-        if self.engine not in ENGINES:
-            raise BatchInputError(f"engine {self.engine!r} is not one of {', '.join(ENGINES)}; pick one of those")
         for name in ("workers", "chunk_rows"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise BatchInputError(f"{name} must be an integer of at least 1, got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Stream:
+    """An engine's output: the input's ``schema``, its data-row count (``total``, None when unknown) and the
+    scored ``chunks`` (``pa.Table``: the input's columns, the scores and the reject reason) in input order."""
+
+    schema: pa.Schema
+    total: int | None
+    chunks: Iterator[pa.Table]
 
 
 @dataclasses.dataclass

@@ -14,12 +14,11 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from batch import io, step
-from batch.engines import Stream
+from batch.job import Job, Stream
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from batch.job import Job
     from runtime.predictor import Predictor
 
 IN_FLIGHT_PER_WORKER = 2  # chunks queued per worker: keeps each busy without reading the whole file ahead

@@ -18,12 +18,10 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from batch import io, step
-from batch.engines import Stream
+from batch.job import Job, Stream
 
 if TYPE_CHECKING:
     import pyarrow as pa
-
-    from batch.job import Job
 
 
 class Scorer:

@@ -282,6 +282,53 @@ def test_the_serving_image_leaves_the_scorer_out():
     assert not list((REPO_ROOT / "runtime").glob("score*.py"))  # batch scoring lives in batch/, not the runtime
 
 
+def batch_imports() -> dict[str, set[str]]:
+    """Each ``batch`` module -> the modules it imports when run (``TYPE_CHECKING`` blocks left out; an entry of
+    ``batch.engines.ENGINES`` counts as an import of its module by ``batch.engines``)."""
+    import ast
+
+    from batch.engines import ENGINES
+
+    graph: dict[str, set[str]] = {}
+    for path in sorted((REPO_ROOT / "batch").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+                node.body = []
+        deps: set[str] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                deps |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module == "batch":
+                deps |= {f"batch.{alias.name}" for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                deps.add(node.module)
+        graph["batch" if path.stem == "__init__" else f"batch.{path.stem}"] = deps
+    graph["batch.engines"] |= {target.split(":")[0] for target in ENGINES.values()}
+    return graph
+
+
+def test_batch_has_no_import_cycle_and_its_command_line_side_needs_only_the_standard_library():
+    graph = batch_imports()
+    state: dict[str, str] = {}
+
+    def visit(module: str, trail: tuple[str, ...]) -> None:
+        assert state.get(module) != "open", f"import cycle: {' -> '.join((*trail, module))}"
+        if module in state or module not in graph:
+            return
+        state[module] = "open"
+        for dep in sorted(graph[module]):
+            visit(dep, (*trail, module))
+        state[module] = "done"
+
+    for module in graph:
+        visit(module, ())
+    third_party = {"numpy", "pyarrow", "tqdm", "ray", "onnxruntime", "runtime"}
+    for module in ("batch", "batch.job", "batch.engines"):  # what `diecast score`'s configure() reads
+        heavy = {d for d in graph[module] if d.split(".")[0] in third_party}
+        assert not heavy, f"{module} imports {sorted(heavy)}"
+
+
 RAY_SCRIPT = """
 import sys
 import ray
