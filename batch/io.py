@@ -36,8 +36,8 @@ def require(module: str) -> Any:
         return importlib.import_module(module)
     except ImportError:
         raise BatchInputError(
-            f"{module} is not installed: batch scoring needs the batch requirements "
-            "(pip install -r requirements-batch.txt); the serving image deliberately lacks them"
+            f"{module} is not installed: batch scoring needs the 'batch' extra (pip install -e '.[batch]', or "
+            "pip install -r requirements-batch.txt); the serving image deliberately lacks them"
         ) from None
 
 
