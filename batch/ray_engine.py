@@ -98,7 +98,7 @@ def _connect(ray: Any, address: str | None, workers: int) -> None:
     import runtime
 
     if not ray.is_initialized():
-        env = {"py_modules": [os.path.dirname(os.path.abspath(p.__file__)) for p in (batch, runtime)]}
+        env = {"py_modules": [os.path.abspath(p.__path__[0]) for p in (batch, runtime)]}  # the package folders
         if address:
             ray.init(address=address, runtime_env=env, logging_level=logging.WARNING)
         else:
