@@ -235,6 +235,21 @@ def test_wrong_paths_are_usage_errors(tmp_path, inputs, capsys):
     assert "OUTPUT is the INPUT" in capsys.readouterr().err
 
 
+def test_the_library_takes_typed_arguments_and_names_a_bad_one(tmp_path, inputs, expected):
+    from batch.job import BatchInputError
+    from batch.score import score_file
+
+    output = tmp_path / "out.parquet"
+    summary = score_file(inputs["subset", "parquet"], output, model_dir=ONNX_DIR, workers=1, progress=False)
+    assert (summary.scored, summary.rejected, summary.first_rejected) == (SUBSET, 0, [])
+    assert_same_as_predict(pq.read_table(output), expected, SUBSET)
+    with pytest.raises(BatchInputError, match="chunk_rows must be an integer of at least 1, got 0"):
+        score_file(inputs["subset", "csv"], tmp_path / "b.csv", model_dir=ONNX_DIR, chunk_rows=0)
+    with pytest.raises(BatchInputError, match="engine 'spark' is not one of local, ray"):
+        score_file(inputs["subset", "csv"], tmp_path / "b.csv", model_dir=ONNX_DIR, engine="spark")
+    assert not (tmp_path / "b.csv").exists()
+
+
 def test_help_documents_the_exit_codes():
     proc = subprocess.run(
         [sys.executable, "-m", "batch", "--help"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
