@@ -1,8 +1,16 @@
-"""Every default of ``python -m compare`` in one place (the CLI documents each; ``--help`` prints them)."""
+"""Every default of ``diecast compare`` in one place (the command documents each; ``--help`` prints them).
+
+Standard library and dependency-free modules only, so that ``--help`` loads nothing heavy. The rules compare shares
+with other processes are not restated here: the F1 floor is the rollback line (``runtime.contracts``), and the
+intervals follow the one resampling policy (``evaluation.policy``).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+from evaluation import policy
+from runtime.contracts import ROLLBACK_F1
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = REPO_ROOT / "models_onnx"
@@ -11,13 +19,13 @@ JSON_FILE = "compare.json"
 HTML_FILE = "report.html"
 
 # Statistics.
-CONFIDENCE = 0.95  # two-sided level of every bootstrap interval
-BOOTSTRAP_ROUNDS = 2000  # paired resamples of the labelled rows
-SEED = 20261126  # the resampling generator's seed: a rerun gives the same intervals
+CONFIDENCE = policy.CONFIDENCE  # two-sided level of every interval
+BOOTSTRAP_ROUNDS = policy.RESAMPLES  # paired resamples of the labelled rows
+SEED = policy.SEED  # the resampling generator's seed: a rerun gives the same intervals
 MIN_TYPE_ROWS = 20  # per-defect-type recall is marked "too few rows" below this many defects of the type
 
 # Verdict rules (compare.verdict.Rules).
-MIN_F1 = 0.65  # reject a NEW model whose F1 is below this
+MIN_F1 = ROLLBACK_F1  # reject a NEW model whose F1 is below the line a live model is rolled back at
 GUARD_METRICS = ("f1", "recall")  # reject when NEW is significantly worse on any of these
 PROMOTE_METRIC = "f1"  # promote only when NEW is at least OLD - MARGIN on this, significantly
 MARGIN = 0.0  # non-inferiority margin: 0 means NEW must be significantly better to be promoted

@@ -1,7 +1,7 @@
 """Single-row latency of two loaded graphs, measured side by side.
 
 Interleaved: each round runs one row through both models, the order alternating between rounds, so drift in the
-machine's load (this is a shared 2-core machine) hits both alike. The figures are medians and p90s of the
+machine's load hits both alike. The figures are medians and p90s of the
 bare ``session.run`` of a (1, 30) row (``Model.raw_predict``), plus the NEW/OLD ratio of medians with a
 bootstrap interval over rounds. Noisy machines move absolute times; the ratio within one run is what to read.
 """
@@ -12,9 +12,9 @@ import time
 
 import numpy as np
 
+from evaluation.policy import RESAMPLES
+from evaluation.stats import interval
 from runtime import Model
-
-RATIO_RESAMPLES = 1000  # bootstrap resamples of the rounds for the median ratio's interval
 
 
 def _time_rounds(old: Model, new: Model, rows: list[np.ndarray], rounds: int, warmup: int) -> np.ndarray:
@@ -43,12 +43,11 @@ def side_by_side(old: Model, new: Model, X: np.ndarray, rounds: int, warmup: int
         name: {"median_us": float(np.median(us[:, k])), "p90_us": float(np.percentile(us[:, k], 90))}
         for k, name in ((0, "old"), (1, "new"))
     }
-    picks = np.random.default_rng(seed).integers(0, rounds, size=(RATIO_RESAMPLES, rounds))
+    picks = np.random.default_rng(seed).integers(0, rounds, size=(RESAMPLES, rounds))
     ratios = np.median(us[picks, 1], axis=1) / np.median(us[picks, 0], axis=1)
-    tail = (1 - level) / 2
     summary["ratio"] = {
         "value": summary["new"]["median_us"] / summary["old"]["median_us"],
-        "ci": [float(q) for q in np.quantile(ratios, [tail, 1 - tail])],
+        "ci": interval(ratios, level),
     }
     summary["rounds"] = rounds
     return summary

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from compare import defaults
-from compare.stats import METRICS, Scores
+from evaluation.stats import METRICS, Scores
 
 COLOURS = {"old": "#4c72b0", "new": "#dd8452"}
 VERDICT_COLOURS = {"promote": "#2e7d32", "hold": "#b26a00", "reject": "#c62828"}

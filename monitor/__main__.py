@@ -1,7 +1,8 @@
-"""``python -m monitor --help``."""
+"""``python -m monitor``: ``diecast monitor`` by its older name."""
 
 import sys
 
-from monitor.cli import main
+from diecast import cli
 
-sys.exit(main())
+if __name__ == "__main__":
+    raise SystemExit(cli.main(["monitor", *sys.argv[1:]]))

@@ -1,4 +1,4 @@
-"""Windows, quality, drift, signals and the decision: DuckDB joins and windows, ``monitor.stats`` for the numbers.
+"""Windows, quality, drift, signals and the decision: DuckDB joins and windows, ``evaluation.stats`` for the numbers.
 
 Window 0 is the most recent ``--window`` (default 7 days) ending at ``as_of`` (default: the latest capture);
 windows 1, 2, ... are the ones before it, for the trend. Labels join captures on ``inference_id`` and count in the
@@ -14,42 +14,23 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from evaluation import stats
 from monitor import constants as C
-from monitor import stats, versions
+from monitor import versions
 from monitor.exceptions import MonitorInputError
 from monitor.labels import Label, LabelStats
 from monitor.manifest import ModelReference
+from monitor.window import ShadowRows, Window
+from runtime.contracts import ROLLBACK_F1
 
 
 @dataclass(frozen=True)
 class Options:
+    """What one run looks at: the window's length, where it ends, and the labels quality needs."""
+
     window: timedelta
     as_of: datetime | None = None  # None: the latest capture
     min_labelled: int = C.MIN_LABELLED
-
-
-@dataclass
-class ShadowRows:
-    """The shadow model's answer per row of a window (``SHADOW_MODEL_VERSION`` in the handler)."""
-
-    version: np.ndarray  # (n,) str, "" where the record has no shadow result
-    probability: np.ndarray  # (n,) float64, NaN where absent
-    label: np.ndarray  # (n,) int: 0/1, or -1 where absent
-
-
-@dataclass
-class Window:
-    """The rows of one window, as numpy arrays."""
-
-    index: int
-    start: datetime
-    end: datetime
-    features: np.ndarray  # (n, 30) float64
-    probability: np.ndarray  # (n,) float64
-    predicted: np.ndarray  # (n,) int (0/1)
-    defect: np.ndarray  # (n,) int: 1, 0, or -1 where no label arrived
-    version: np.ndarray  # (n,) str: the model that answered the row (two versions under an A/B split)
-    shadow: ShadowRows | None = None  # None when no row of the window has a shadow result
 
 
 def register_labels(con: duckdb.DuckDBPyConnection, labels: list[Label]) -> None:
@@ -123,7 +104,11 @@ def load_windows(
         [end, span, known_by, end, end, span, C.MAX_TREND_WINDOWS],
     ).fetchnumpy()
     k = np.asarray(data["k"])
-    X = np.column_stack([np.asarray(data[n], dtype=np.float64) for n in ref.names]) if k.size else np.empty((0, 30))
+    X = (
+        np.column_stack([np.asarray(data[n], dtype=np.float64) for n in ref.names])
+        if k.size
+        else np.empty((0, len(ref.names)))
+    )
     out = []
     for index in np.unique(k):
         rows = k == index
@@ -202,7 +187,8 @@ def new_labels_since_training(
 
 
 def triggers(current: dict, ref: ModelReference, new_labels: int, days: float, min_labelled: int) -> dict:
-    """The five signals of issue #11, each ``{"fired", "reason"}``; boundaries as stated there.
+    """The five signals, each ``{"fired", "reason"}``; the boundaries are ``monitor.constants``' and the rollback
+    line ``runtime.contracts.ROLLBACK_F1``.
 
     In a window of two versions (A/B) the model's signals, performance_drop and rollback, are judged on the served
     version's rows (``versions.judged``); the data's signals use every row.
@@ -236,12 +222,12 @@ def triggers(current: dict, ref: ModelReference, new_labels: int, days: float, m
             "reason": f"{days:.1f} days since training (threshold {C.SCHEDULE_DAYS})",
         },
         "rollback": {
-            "fired": bool(enough and q["f1"] < C.ROLLBACK_F1),
+            "fired": bool(enough and q["f1"] < ROLLBACK_F1),
             "reason": short
             if not enough
             else f"F1 {q['f1']:.3f} "
-            + ("<" if q["f1"] < C.ROLLBACK_F1 else ">=")
-            + f" {C.ROLLBACK_F1} on {q['labelled']} labelled rows{rows}",
+            + ("<" if q["f1"] < ROLLBACK_F1 else ">=")
+            + f" {ROLLBACK_F1} on {q['labelled']} labelled rows{rows}",
         },
     }
     return out

@@ -7,7 +7,7 @@ served version's folder, baked into the image), ``LOOKBACK_DAYS`` (default 56: t
 it), ``WINDOW`` (default 7d), ``ALERT_TOPIC_ARN`` (optional: SNS notice when the decision is not ``ok``),
 ``AB_VERSION`` (optional: the second version of an A/B split, the version part of the function's ``AB_SPLIT``).
 
-It reads the days it needs, runs ``python -m monitor``'s code, prints the EMF line (CloudWatch turns it into
+It reads the days it needs, runs ``diecast monitor``, prints the EMF line (CloudWatch turns it into
 ``ModelF1`` and friends, and the F1 alarm acts on it), uploads the report under ``REPORT_URL/<as-of date>/`` and
 returns the decision.
 """
@@ -41,7 +41,7 @@ def _existing(client, urls: list[str]) -> list[str]:  # type: ignore[no-untyped-
 
 
 def monitor_argv(captures: list[str], labels: Path, out: Path) -> list[str]:
-    """``python -m monitor``'s arguments for the job, from its environment."""
+    """``diecast monitor``'s arguments for the job, from its environment."""
     argv = [
         "--captures",
         *captures,
@@ -65,7 +65,7 @@ def monitor_argv(captures: list[str], labels: Path, out: Path) -> list[str]:
 def handler(event: dict, context: object) -> dict:
     import boto3
 
-    from monitor.cli import main
+    from diecast.cli import main
 
     s3 = boto3.client("s3")
     now = datetime.now(UTC)
@@ -78,7 +78,7 @@ def handler(event: dict, context: object) -> dict:
         s3.download_file(*_split(os.environ["LABELS_URL"]), str(labels))
         out = Path(tmp) / "report"
         argv = monitor_argv(captures, labels, out)
-        code = main(argv)
+        code = main(["monitor", *argv])
         bucket, prefix = _split(os.environ["REPORT_URL"].rstrip("/") + f"/{now:%Y-%m-%d}/")
         decision = None
         for item in sorted(out.glob("*")) if out.exists() else []:

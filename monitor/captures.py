@@ -33,6 +33,7 @@ import duckdb
 from monitor import constants as C
 from monitor.exceptions import MonitorInputError
 from monitor.sources import InputFile, gzip_is_complete, salvage_gzip
+from runtime.contracts import CAPTURE_RECORD, CAPTURE_SCHEMA
 
 CHUNK_BYTES = 128 << 20  # files read per query: keeps the progress bar moving and a bad gzip's retry small
 DELIM = "\x1f"  # a control character never appears raw in valid JSON, so a line is one column
@@ -146,12 +147,13 @@ def _parse_sql(names: tuple[str, ...], source_sql: str) -> str:
     )
     SELECT path,
         CASE WHEN kind <> 'json' THEN kind
-             WHEN record IS DISTINCT FROM '{C.RECORD}' THEN 'other'
-             WHEN schema IS DISTINCT FROM {C.SCHEMA} THEN 'schema'
+             WHEN record IS DISTINCT FROM '{CAPTURE_RECORD}' THEN 'other'
+             WHEN schema IS DISTINCT FROM {CAPTURE_SCHEMA} THEN 'schema'
              WHEN reason IS NOT NULL THEN 'invalid'
              ELSE 'prediction' END AS kind,
         reason,
-        CASE WHEN kind = 'corrupt' OR (record = '{C.RECORD}' AND (reason IS NOT NULL OR schema IS DISTINCT FROM 1))
+        CASE WHEN kind = 'corrupt'
+                  OR (record = '{CAPTURE_RECORD}' AND (reason IS NOT NULL OR schema IS DISTINCT FROM {CAPTURE_SCHEMA}))
              THEN left(line, 160) END AS snippet,
         inference_id, ts_us, model_version, probability, label, shadow_version, shadow_probability, shadow_label,
         {", ".join(_q(n) for n in names)}

@@ -1,11 +1,11 @@
-"""``make monitor-demo``: eight weeks of simulated production through the real handler, then the monitor.
+"""``make monitor-demo``: eight weeks of simulated production through the serving application, then the monitor.
 
 1. Copy ``models_onnx/v1.0`` into ``OUT/model`` with its ``trained_at`` moved to the simulation's start (the
    simulated clock starts when the model was trained; ``trained_at`` is not a serving field, so the copy still
    loads).
 2. Weeks 1-4: the training plant. From week 5 (``convert.dataset.Drift``): a degrading vacuum and a hydrogen sensor
    whose calibration shifts, both growing week by week.
-3. Every part goes through ``handler.lambda_handler`` with ``CAPTURE_PREDICTIONS=true`` and an ``inference_id``
+3. Every part goes through the handler's application (``serving.app.App``) with capture on and an ``inference_id``
    (its serial number), in batches as a cell would send them; the capture lines are read back from stdout and their
    ``timestamp`` set to the simulated time (the handler stamps real time). They are written gzip-compressed in
    Firehose's ``YYYY/MM/DD/HH/`` layout.
@@ -21,15 +21,18 @@ import contextlib
 import gzip
 import io
 import json
-import os
 import shutil
 import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import orjson
+
+if TYPE_CHECKING:
+    from serving.app import App
 
 REPO = Path(__file__).resolve().parent.parent
 START = datetime(2026, 9, 1, tzinfo=UTC)
@@ -44,7 +47,7 @@ SEED = 2026
 
 
 def drift_for(week: int):  # type: ignore[no-untyped-def]
-    """No drift before ``DRIFT_FROM_WEEK``; then both faults grow each week."""
+    """No drift before ``DRIFT_FROM_WEEK``; then both faults grow each week (a ``convert.dataset.Drift``)."""
     from convert.dataset import NO_DRIFT, Drift
 
     step = week - DRIFT_FROM_WEEK + 1
@@ -60,7 +63,7 @@ def _stamp(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def simulate_week(handler, week: int, rng: np.random.Generator) -> tuple[list[dict], list[dict]]:  # type: ignore[no-untyped-def]
+def simulate_week(app: App, week: int, rng: np.random.Generator) -> tuple[list[dict], list[dict]]:
     """(capture records with simulated timestamps, ground truth per part) for one week."""
     from convert.dataset import FEATURE_NAMES, generate_production
 
@@ -80,7 +83,7 @@ def simulate_week(handler, week: int, rng: np.random.Generator) -> tuple[list[di
         }
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
-            response = handler.lambda_handler(event, _Context(f"sim-w{week}-{lo // BATCH:04d}"))
+            response = app.handle(event, _Context(f"sim-w{week}-{lo // BATCH:04d}"))
         assert response.get("count") == len(ids), response
         captured = [orjson.loads(line) for line in out.getvalue().splitlines() if '"record":"prediction"' in line]
         for record, i in zip(captured, rows, strict=True):
@@ -169,27 +172,19 @@ def trained_on(model_dir: Path, out_dir: Path, when: datetime) -> Path:
     return out_dir
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m monitor.demo",
-        description="Simulate 8 weeks of production through the real handler (capture on), drift from week 5, "
-        "labels for ~60 percent of parts 1-3 days late; run the monitor week by week and write the week-8 report.",
-    )
-    parser.add_argument("--out", type=Path, default=REPO / "build" / "monitor-demo", help="work folder")
-    args = parser.parse_args(argv)
-    started = time.perf_counter()
-    out: Path = args.out
-    sys.path[:0] = [str(REPO), str(REPO / "lambda")]
+def demo(out: Path) -> int:
+    """Simulate, monitor week by week and write the week-8 report under ``out``; returns 0."""
+    from serving.app import App
+    from serving.settings import Settings
 
+    started = time.perf_counter()
     model_dir = trained_on(REPO / "models_onnx" / "v1.0", out / "model" / "v1.0", START)
-    os.environ["MODEL_PATH"] = str(model_dir)
-    os.environ["CAPTURE_PREDICTIONS"] = "true"
-    import handler
+    app = App(Settings(model_path=str(model_dir), capture=True))
 
     rng = np.random.default_rng(SEED)
     records, truth = [], []
     for week in range(1, WEEKS + 1):
-        week_records, week_truth = simulate_week(handler, week, rng)
+        week_records, week_truth = simulate_week(app, week, rng)
         records += week_records
         truth += week_truth
     captures = out / "captures"
@@ -229,11 +224,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  - {reason}")
     print(f"report: {out / 'report' / 'report.html'} (and report.json, metrics.emf.json)")
     print(
-        f"same run from the command line: python -m monitor --captures {captures} --labels {out / 'labels.csv'} "
+        f"same run from the command line: diecast monitor --captures {captures} --labels {out / 'labels.csv'} "
         f"--model {model_dir} --out {out / 'report-cli'}"
     )
     print(f"done in {time.perf_counter() - started:.0f} s")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m monitor.demo [--out DIR]``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m monitor.demo",
+        description="Simulate 8 weeks of production through the serving application (capture on), drift from week "
+        "5, labels for ~60 percent of parts 1-3 days late; run the monitor week by week and write the week-8 report.",
+    )
+    parser.add_argument("--out", type=Path, default=REPO / "build" / "monitor-demo", help="work folder")
+    return demo(parser.parse_args(argv).out)
 
 
 if __name__ == "__main__":

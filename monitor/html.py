@@ -14,6 +14,7 @@ from datetime import datetime
 import numpy as np
 
 from monitor import constants as C
+from runtime.contracts import ROLLBACK_F1
 
 COLOURS = {"ok": "#2e7d32", "retrain": "#ef6c00", "rollback": "#c62828"}
 CSS = """
@@ -151,12 +152,12 @@ def _shadow_chart(shadow: dict) -> str:
     ax.set_yticks(range(len(bars)), [b[0] for b in bars], fontsize=8)
     # the rollback line belongs to the F1 rows only, not to agreement (row 0)
     ax.plot(
-        [C.ROLLBACK_F1] * 2,
+        [ROLLBACK_F1] * 2,
         [0.5, len(bars) - 0.5],
         color="#c62828",
         ls="--",
         lw=1,
-        label=f"rollback F1 {C.ROLLBACK_F1}",
+        label=f"rollback F1 {ROLLBACK_F1}",
     )
     ax.legend(fontsize=7, loc="lower left")
     ax.set_xlim(0, 1.08)
@@ -218,7 +219,7 @@ def _quality_trend(report: dict, test_f1: float, min_labelled: int) -> str:
         if not w["sufficient_labels"]:
             ax.axvspan(datetime.fromisoformat(w["start"]), d, color="#bbb", alpha=0.35, lw=0)  # the whole window
             ax.text(d, 0.98, f"{w['labelled']} labels", rotation=90, va="top", ha="right", fontsize=7, color="#555")
-    ax.axhline(C.ROLLBACK_F1, color="#c62828", ls="--", lw=1, label=f"rollback F1 {C.ROLLBACK_F1}")
+    ax.axhline(ROLLBACK_F1, color="#c62828", ls="--", lw=1, label=f"rollback F1 {ROLLBACK_F1}")
     ax.axhline(test_f1 * (1 - C.PERFORMANCE_DROP), color="#1565c0", ls=":", lw=1, label="retrain F1 floor")
     ax.set_ylim(0, 1)
     ax.set_ylabel("rate")

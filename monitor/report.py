@@ -12,8 +12,9 @@ from pathlib import Path
 
 from monitor import constants as C
 from monitor import emf, html
-from monitor.analysis import Window
 from monitor.manifest import ModelReference
+from monitor.window import Window
+from runtime.contracts import ROLLBACK_F1
 
 
 def _iso(value: datetime) -> str:
@@ -80,7 +81,7 @@ def build(
             "psi_major": C.PSI_MAJOR,
             "new_labels": C.NEW_LABELS,
             "schedule_days": C.SCHEDULE_DAYS,
-            "rollback_f1": C.ROLLBACK_F1,
+            "rollback_f1": ROLLBACK_F1,
             "min_labelled": min_labelled,
         },
         "trend": trend,

@@ -1,38 +1,43 @@
-"""One monitoring run: read, join, analyse, decide, write. ``cli`` handles arguments, messages and exit codes."""
+"""One monitoring run: read, join, analyse, decide, write. ``diecast monitor`` parses the command line, prints the
+summary and turns the decision into the exit code."""
 
 from __future__ import annotations
 
-import argparse
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
 import numpy as np
 
 from monitor import analysis, report
-from monitor.analysis import Options, Window
+from monitor.analysis import Options
 from monitor.captures import CaptureReader
 from monitor.labels import read_labels
 from monitor.manifest import ModelReference, load_reference
 from monitor.sources import resolve
+from monitor.window import Window
 
 
 @dataclass
 class Result:
+    """``report.json``'s content, the EMF line and the windows the report was drawn from (index 0 = current)."""
+
     report: dict
     emf: str
     windows: dict[int, Window]
 
 
 def connect() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB that downloads nothing and reads times in UTC."""
     con = duckdb.connect()
     con.execute("SET autoinstall_known_extensions = false")  # nothing may download at run time
     con.execute("SET TimeZone = 'UTC'")
     return con
 
 
-def _empty_window(ref: ModelReference, as_of, width: timedelta) -> Window:  # type: ignore[no-untyped-def]
+def _empty_window(ref: ModelReference, as_of: datetime, width: timedelta) -> Window:
     empty = np.empty(0)
     features = np.empty((0, len(ref.names)))
     return Window(0, as_of - width, as_of, features, empty, empty.astype(int), empty.astype(int), empty.astype(object))
@@ -55,18 +60,29 @@ def analyse(con: duckdb.DuckDBPyConnection, ref: ModelReference, options: Option
     return Result(content, "", windows)
 
 
-def monitor(args: argparse.Namespace, scratch: Path, progress: bool) -> Result:
-    ref = load_reference(args.model)
+def monitor(
+    captures: Sequence[str],
+    labels: Path,
+    model: Path,
+    out: Path,
+    options: Options,
+    scratch: Path,
+    ab_version: str | None = None,
+    progress: bool = False,
+) -> Result:
+    """Read ``captures`` (files, folders, globs, s3:// URLs) and ``labels``, judge ``model``'s window(s) under
+    ``options`` and write the report into ``out``. ``ab_version``: the second version of an A/B split, analysed
+    beside ``model``. ``scratch``: where s3:// objects and salvaged gzip files go."""
+    ref = load_reference(model)
     con = connect()
-    files = resolve(args.captures, scratch / "s3", progress)
+    files = resolve(list(captures), scratch / "s3", progress)
     reader = CaptureReader(con, ref.names, scratch / "salvaged")
     reader.read(files, progress)
-    capture_stats = reader.finish(ref.model_version, args.ab_version)
-    labels, label_stats = read_labels(args.labels)
-    analysis.register_labels(con, labels)
+    capture_stats = reader.finish(ref.model_version, ab_version)
+    label_rows, label_stats = read_labels(labels)
+    analysis.register_labels(con, label_rows)
     analysis.count_unmatched(con, label_stats)
-    options = Options(window=args.window, as_of=args.as_of, min_labelled=args.min_labelled)
     inputs = {"captures": capture_stats.as_dict(), "labels": label_stats.as_dict()}
     result = analyse(con, ref, options, inputs)
-    result.emf = report.write(args.out, result.report, result.windows, ref, options.min_labelled)
+    result.emf = report.write(out, result.report, result.windows, ref, options.min_labelled)
     return result

@@ -15,14 +15,10 @@ needs no labels; on the labelled subset both F1s come with their bootstrap inter
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
-from monitor import stats
-
-if TYPE_CHECKING:
-    from monitor.analysis import Window
+from evaluation import stats
+from monitor.window import Window
 
 
 def _quality(window: Window, rows: np.ndarray, min_labelled: int) -> dict:

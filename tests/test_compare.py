@@ -3,6 +3,7 @@ verdict rules, and the CLI end to end (v1.0 against itself, and against a retrai
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -15,10 +16,21 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
 
-from compare import contract, data, defaults, stats
+from compare import contract, data, defaults
 from compare import verdict as verdict_mod
-from compare.__main__ import main
+from diecast.commands import compare as compare_command
+from evaluation import stats
+from runtime.manifest import Manifest
 from tests.conftest import DATA_CSV, ONNX_DIR, REPO_ROOT
+
+FEATURES = Manifest.read(ONNX_DIR).feature_names
+
+
+def main(argv):
+    """``diecast compare ARGV``: its parser, then its run."""
+    parser = argparse.ArgumentParser(prog="diecast compare")
+    compare_command.configure(parser)
+    return compare_command.run(parser.parse_args(argv))
 
 
 @pytest.fixture(scope="session")
@@ -117,8 +129,10 @@ def test_bootstrap_weights_resample_every_row_count():
 
 def test_embedded_split_has_no_torch_and_matches_convert_train_constants():
     probe = (
-        "import sys; from compare import data; import compare.__main__; r = data.embedded_test_split(); "
-        "print(len(r.y), 'torch' in sys.modules)"
+        "import sys; from compare import data, comparison; import compare.__main__, diecast.commands.compare; "
+        "from runtime.manifest import Manifest; "
+        "r = data.embedded_test_split(Manifest.read('models_onnx/v1.0').feature_names); "
+        "print(len(r.y), 'torch' in sys.modules, 'convert' in sys.modules)"
     )
     proc = subprocess.run(
         [sys.executable, "-c", probe],
@@ -128,16 +142,21 @@ def test_embedded_split_has_no_torch_and_matches_convert_train_constants():
         check=True,
         env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
     )
-    assert proc.stdout.split() == ["1131", "False"]
+    assert proc.stdout.split() == ["1131", "False", "False"]
 
 
 @pytest.mark.convert
 def test_embedded_split_rows_equal_convert_train_split(dataset_xy):
-    from convert import train
+    from convert import dataset, train
 
     assert (data.SPLIT_SEED, data.TEST_SIZE) == (train.SEED, train.TEST_SIZE)
+    assert (data.DEFAULT_CSV, data.LABEL_COLUMN, data.TYPE_COLUMN) == (
+        dataset.DEFAULT_CSV,
+        dataset.LABEL_COLUMN,
+        dataset.TYPE_COLUMN,
+    )
     X_test, y_test = train.split(*dataset_xy)["test"]
-    rows = data.embedded_test_split()
+    rows = data.embedded_test_split(dataset.FEATURE_NAMES)
     assert np.array_equal(rows.X, X_test)
     assert np.array_equal(rows.y, y_test)
     assert rows.types is not None
@@ -162,8 +181,8 @@ def test_incompatible_manifests_are_refused_naming_the_difference(edit, message)
     new["version"] = "v9"
     edit(new)
     with pytest.raises(contract.IncompatibleModelsError, match=message):
-        contract.check_compatible(old, new)
-    assert contract.differences(old, manifest() | {"version": "v9", "threshold": 0.4}) == []
+        contract.check_compatible(Manifest.parse(old), Manifest.parse(new))
+    assert Manifest.parse(old).differences(Manifest.parse(manifest() | {"version": "v9", "threshold": 0.4})) == []
 
 
 def fake_stats(f1_diff_ci, recall_diff_ci, new_f1=0.72):
@@ -253,7 +272,7 @@ def test_cli_on_a_user_csv_against_a_retrained_model(tmp_path, second_model, cap
     import runtime
 
     # Given a labelled CSV (the embedded test split's rows, with defect_type) and a retrained v1.1
-    rows = data.embedded_test_split()
+    rows = data.embedded_test_split(FEATURES)
     header = DATA_CSV.read_text().splitlines()[0]
     lines = [
         ",".join([*map(repr, map(float, x)), str(t), k]) for x, t, k in zip(rows.X, rows.y, rows.types, strict=True)

@@ -3,6 +3,7 @@ each signal's boundary, the report, the CLI, and s3:// inputs from a local S3 se
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import json
 import math
@@ -17,11 +18,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from monitor import analysis, stats
+from diecast.commands import monitor as monitor_command
+from evaluation import stats
+from monitor import analysis
 from monitor import constants as C
-from monitor.cli import main as cli_main
 from monitor.exceptions import ManifestError
 from monitor.manifest import load_reference
+from runtime.contracts import ROLLBACK_F1
 from tests.conftest import ONNX_DIR, REPO_ROOT
 
 pytestmark = pytest.mark.monitor
@@ -113,7 +116,7 @@ def test_bootstrap_intervals_hold_the_estimate_and_narrow_with_more_labels():
 
 
 def test_auc_interval_above_the_bootstrap_limit_uses_hanley_mcneil(monkeypatch):
-    monkeypatch.setattr(C, "AUC_BOOTSTRAP_MAX", 100)
+    monkeypatch.setattr(stats, "AUC_BOOTSTRAP_MAX", 100)
     rng = np.random.default_rng(2)
     y = rng.random(3000) < 0.3
     p = np.clip(y * 0.3 + rng.random(3000) * 0.7, 0, 1)
@@ -185,8 +188,8 @@ def test_schedule_fires_at_30_days(ref):
 
 
 def test_rollback_fires_below_0_65_on_enough_labels_only(ref):
-    assert not _fired(ref, _current(C.ROLLBACK_F1, C.MIN_LABELLED))["rollback"]
-    assert _fired(ref, _current(np.nextafter(C.ROLLBACK_F1, 0), C.MIN_LABELLED))["rollback"]
+    assert not _fired(ref, _current(ROLLBACK_F1, C.MIN_LABELLED))["rollback"]
+    assert _fired(ref, _current(np.nextafter(ROLLBACK_F1, 0), C.MIN_LABELLED))["rollback"]
     few = analysis.triggers(_current(0.1, C.MIN_LABELLED - 1), ref, 0, 1.0, C.MIN_LABELLED)
     assert not few["rollback"]["fired"]
     assert not few["performance_drop"]["fired"]
@@ -324,37 +327,36 @@ def test_a_truncated_gzip_is_read_up_to_its_last_whole_line(tmp_path, ref, rows)
 @pytest.fixture(scope="module")
 def handler_captures(tmp_path_factory, rows):
     """Raw handler stdout (request lines and capture lines) for 40 parts over 3 weeks, with labels for 30."""
-    sys.path.insert(0, str(REPO_ROOT / "lambda"))
-    import handler
+    from contextlib import redirect_stdout
+    from io import StringIO
 
-    from runtime import capture
+    from serving.app import App
+    from serving.settings import Settings
 
+    app = App(Settings(model_path=str(ONNX_DIR), capture=True))
     folder = tmp_path_factory.mktemp("handler")
     X, y = rows
-    saved, handler._CAPTURE = (
-        handler._CAPTURE,
-        capture.Capture(handler.MODEL.model_version, handler.MODEL.feature_names),
-    )
     lines = []
-    try:
-        from contextlib import redirect_stdout
-        from io import StringIO
-
-        for i in range(40):
-            out = StringIO()
-            with redirect_stdout(out):
-                handler.lambda_handler({"inference_id": f"SN-{i}", "features": X[i].tolist()}, None)
-            request, record = out.getvalue().splitlines()
-            record = json.loads(record)
-            record["timestamp"] = (T0 + timedelta(hours=12 * i)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-            lines += [request, json.dumps(record)]
-    finally:
-        handler._CAPTURE = saved
+    for i in range(40):
+        out = StringIO()
+        with redirect_stdout(out):
+            app.handle({"inference_id": f"SN-{i}", "features": X[i].tolist()}, None)
+        request, record = out.getvalue().splitlines()
+        record = json.loads(record)
+        record["timestamp"] = (T0 + timedelta(hours=12 * i)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        lines += [request, json.dumps(record)]
     (folder / "stdout.log").write_text("\n".join(lines) + "\n")
     (folder / "labels.jsonl").write_text(
         "".join(json.dumps({"inference_id": f"SN-{i}", "defect": int(y[i])}) + "\n" for i in range(35))
     )
     return folder
+
+
+def cli_main(argv):
+    """``diecast monitor ARGV``: its parser, then its run."""
+    parser = argparse.ArgumentParser(prog="diecast monitor")
+    monitor_command.configure(parser)
+    return monitor_command.run(parser.parse_args(argv))
 
 
 def _run(*argv):

@@ -1,4 +1,4 @@
-"""The monitor with a second model (issue #12): a shadow's agreement and both F1s, the A/B split per version, the
+"""The monitor with a second model: a shadow's agreement and both F1s, the A/B split per version, the
 shadow object's typing, and the report's sections only when there is such data.
 
 Captures are written by hand (a `shadow` object and model versions of our choosing), so nothing here needs a second
@@ -7,16 +7,18 @@ converted model in models_onnx/.
 
 from __future__ import annotations
 
+import argparse
 import json
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
 
+from diecast.commands import monitor as monitor_command
+from evaluation import stats
 from monitor import constants as C
-from monitor import stats
-from monitor.cli import main as cli_main
 from monitor.manifest import load_reference
+from runtime.contracts import ROLLBACK_F1
 from tests.conftest import ONNX_DIR
 
 pytestmark = pytest.mark.monitor
@@ -139,6 +141,17 @@ def _write_shadow_case(tmp_path, ref, features):
     return tmp_path / "captures.jsonl", tmp_path / "labels.csv"
 
 
+def build_parser() -> argparse.ArgumentParser:
+    """``diecast monitor``'s parser."""
+    parser = argparse.ArgumentParser(prog="diecast monitor")
+    monitor_command.configure(parser)
+    return parser
+
+
+def cli_main(argv):
+    return monitor_command.run(build_parser().parse_args(argv))
+
+
 def _monitor(captures, labels, model, out, *extra):
     code = cli_main(
         [str(a) for a in ("--captures", captures, "--labels", labels, "--model", model, "--out", out, *extra)]
@@ -211,7 +224,7 @@ def test_ab_split_reports_each_version_and_judges_rollback_on_the_served_rows(tm
     # the top-level quality is the whole traffic, and would be a rollback on its own ...
     assert (report["window"]["predictions"], report["quality"]["labelled"]) == (48, 40)
     assert report["quality"]["f1"] == pytest.approx(18 / 32)
-    assert report["quality"]["f1"] < C.ROLLBACK_F1  # the whole traffic alone would roll back
+    assert report["quality"]["f1"] < ROLLBACK_F1  # the whole traffic alone would roll back
     # ... but the model's signals read the served version's rows
     assert not report["triggers"]["rollback"]["fired"]
     assert not report["triggers"]["performance_drop"]["fired"]
@@ -292,7 +305,6 @@ def test_report_html_shows_the_second_model_only_when_there_is_data(tmp_path, mo
 
 def test_the_scheduled_job_passes_the_ab_version_only_when_set(tmp_path, monkeypatch):
     from monitor import aws
-    from monitor.cli import build_parser
 
     monkeypatch.setenv("MODEL_DIR", "models_onnx/v1.0")
     monkeypatch.delenv("AB_VERSION", raising=False)

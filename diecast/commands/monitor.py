@@ -1,4 +1,4 @@
-"""``python -m monitor``: read captures and labels, compare with the training distribution, decide, report.
+"""``diecast monitor``: read captures and labels, compare production with the training distribution, decide.
 
 Exit codes (for a scheduler): 0 ok, 10 retrain, 20 rollback, 2 usage or input error (the message on stderr names
 the file, line or field and the fix). Results go to ``--out``; a summary goes to stdout.
@@ -15,15 +15,37 @@ from pathlib import Path
 
 from monitor import constants as C
 
-EPILOG = f"""exit codes: {C.EXIT_OK} ok, {C.EXIT_RETRAIN} retrain, {C.EXIT_ROLLBACK} rollback, {C.EXIT_USAGE} usage or
-input error.
+HELP = "judge a served model on its captures and labels: ok, retrain or rollback"
+EXTRA = "monitor"
+
+EXAMPLES = """\
+examples:
+  diecast monitor --captures build/captures/ --labels labels.csv --model models_onnx/v1.0 --out build/monitor
+  diecast monitor --captures 's3://bucket/captures/2026/10/*/' --labels labels.csv --model models_onnx/v1.0 \\
+      --out build/monitor --window 14d --as-of 2026-10-27T00:00:00Z
+  diecast monitor --captures handler.log --labels labels.jsonl --model models_onnx/v1.0 --out build/ab \\
+      --ab-version v1.1 --min-labelled 100
+"""
+
+
+def _epilog(rollback_f1: float) -> str:
+    return f"""{EXAMPLES}
+exit codes:
+  {C.EXIT_OK}  ok
+  {C.EXIT_RETRAIN} retrain
+  {C.EXIT_ROLLBACK} rollback
+  {C.EXIT_USAGE}  usage or input error (the message names the file, line or field and the fix)
+
 signals: performance_drop (F1 > {C.PERFORMANCE_DROP:.0%} below the manifest's test F1), data_drift (any PSI >
 {C.PSI_MAJOR}), new_labels (>= {C.NEW_LABELS} labelled since training), schedule (>= {C.SCHEDULE_DAYS} days since
-training), rollback (F1 < {C.ROLLBACK_F1} on >= --min-labelled rows). rollback wins; any other signal means retrain.
-outputs in --out: {C.REPORT_JSON}, {C.REPORT_HTML}, {C.METRICS_EMF} (CloudWatch EMF)."""
+training), rollback (F1 < {rollback_f1} on >= --min-labelled rows). rollback wins; any other signal means retrain.
+
+outputs in --out: {C.REPORT_JSON}, {C.REPORT_HTML}, {C.METRICS_EMF} (CloudWatch EMF).
+"""
 
 
 def parse_window(text: str) -> timedelta:
+    """``7d``, ``36h``, ``2w`` -> a timedelta; argparse's error otherwise."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([hdw])\s*", text)
     if not match or float(match[1]) <= 0:
         raise argparse.ArgumentTypeError(f"--window {text!r}: use a positive number and a unit h, d or w, e.g. 7d")
@@ -31,6 +53,7 @@ def parse_window(text: str) -> timedelta:
 
 
 def parse_as_of(text: str) -> datetime:
+    """ISO 8601 or ``now`` -> an aware UTC datetime; argparse's error otherwise."""
     from monitor.manifest import parse_utc
 
     if text == "now":
@@ -43,14 +66,14 @@ def parse_as_of(text: str) -> datetime:
         ) from None
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m monitor",
-        description="Monitor a served model: live quality on the labelled predictions, feature and prediction "
-        "drift against the training distribution, and the retrain / rollback signals.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+def configure(parser: argparse.ArgumentParser) -> None:
+    from runtime.contracts import ROLLBACK_F1
+
+    parser.description = (
+        "Monitor a served model: live quality on the labelled predictions, feature and prediction drift against "
+        "the training distribution, and the retrain / rollback signals."
     )
+    parser.epilog = _epilog(ROLLBACK_F1)
     parser.add_argument(
         "--captures",
         nargs="+",
@@ -99,47 +122,56 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="progress bars on stderr (default: when stderr is a terminal)",
     )
-    return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def run(args: argparse.Namespace) -> int:
+    from monitor.analysis import Options
     from monitor.exceptions import ManifestError, MonitorInputError
     from monitor.run import monitor
 
-    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    progress = sys.stderr.isatty() if args.progress is None else bool(args.progress)
+    options = Options(window=args.window, as_of=args.as_of, min_labelled=args.min_labelled)
     try:
         with tempfile.TemporaryDirectory(prefix="monitor-") as scratch:
-            result = monitor(args, Path(scratch), progress)
+            result = monitor(
+                captures=tuple(args.captures),
+                labels=Path(args.labels),
+                model=Path(args.model),
+                out=Path(args.out),
+                options=options,
+                scratch=Path(scratch),
+                ab_version=args.ab_version,
+                progress=progress,
+            )
     except (MonitorInputError, ManifestError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return C.EXIT_USAGE
-    report = result.report
+    _print_summary(result.report, Path(args.out))
+    if args.emf_stdout:
+        print(result.emf)
+    return int(result.report["exit_code"])
+
+
+def _f1(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _print_summary(report: dict, out: Path) -> None:
     print(f"decision: {report['decision']} (exit {report['exit_code']})")
     for reason in report["reasons"]:
         print(f"  - {reason}")
     q, window = report["quality"], report["window"]
-    f1 = "n/a" if q["f1"] is None else f"{q['f1']:.3f}"
     print(
         f"window {window['start'][:16]} .. {window['end'][:16]}: {window['predictions']} predictions, "
-        f"{q['labelled']} labelled, F1 {f1}, max PSI {report['drift']['max_psi'] or 0:.3f}"
+        f"{q['labelled']} labelled, F1 {_f1(q['f1'])}, max PSI {report['drift']['max_psi'] or 0:.3f}"
     )
-    _print_second_model(report)
-    print(f"report: {args.out / C.REPORT_HTML} and {args.out / C.REPORT_JSON}")
-    if args.emf_stdout:
-        print(result.emf)
-    return report["exit_code"]
-
-
-def _print_second_model(report: dict) -> None:
-    for version, q in (report["by_model_version"] or {}).items():
-        f1 = "n/a" if q["f1"] is None else f"{q['f1']:.3f}"
-        print(f"  {version}: {q['rows']} rows, {q['labelled']} labelled, F1 {f1}")
+    for version, per in (report["by_model_version"] or {}).items():
+        print(f"  {version}: {per['rows']} rows, {per['labelled']} labelled, F1 {_f1(per['f1'])}")
     shadow = report["shadow"]
     if shadow:
-        f1s = [shadow[k]["f1"] for k in ("served", "shadow")]
-        shown = " vs ".join("n/a" if v is None else f"{v:.3f}" for v in f1s)
+        shown = " vs ".join(_f1(shadow[k]["f1"]) for k in ("served", "shadow"))
         print(
             f"shadow {shadow['model_version']}: agreement {shadow['agreement']:.3f} on {shadow['rows']} rows; "
             f"F1 served vs shadow {shown} on {shadow['labelled']} labelled"
         )
+    print(f"report: {out / C.REPORT_HTML} and {out / C.REPORT_JSON}")

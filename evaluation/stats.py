@@ -1,0 +1,370 @@
+"""The statistics of a classifier on labelled rows and of its inputs against training, for the monitor and ``compare``.
+
+- Classification: the confusion cells and the rates built from them, ROC-AUC, each with a bootstrap interval under
+  the one policy of ``evaluation.policy``; a paired bootstrap of two models on the same rows; McNemar's exact test
+  (scipy's ``binomtest``); the Wilson interval of a share (scipy's ``BinomTestResult.proportion_ci``).
+- Drift: the population stability index (PSI) against the training quantile bins and the one-sample
+  Kolmogorov-Smirnov test (scipy's ``ks_1samp``) against the training CDF. Reference distributions come as 101
+  percentiles (the manifest's ``quantiles``), never raw rows.
+
+Resampling. A resample draws the n labelled rows with replacement. Statistics of the confusion cells alone resample
+the cells (a multinomial draw of n over the cells: the same distribution as resampling rows, at a cost that does not
+grow with n); ROC-AUC resamples row weights (``resample_weights``), and above ``AUC_BOOTSTRAP_MAX`` rows takes the
+Hanley-McNeil normal interval instead. ``None`` stands where a quantity is undefined (no rows, no positives).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as sps
+
+from evaluation.policy import CONFIDENCE, METRICS, RESAMPLES, SEED
+
+RATES = ("f1", "precision", "recall", "accuracy", "fpr", "fnr")  # built from the confusion cells alone
+TYPE_PREFIX = "recall:"  # per-defect-type recall keys in the metric arrays
+NO_TYPE = {"", "none"}  # defect_type values that name no defect
+CELLS_PER_BLOCK = 4_000_000  # resample weights held at once (resamples x rows), ~32 MB of float64
+AUC_BOOTSTRAP_MAX = 20_000  # labelled rows; above, the Hanley-McNeil interval (a resample costs O(n log n))
+PSI_BINS = 10  # deciles of the training distribution
+PSI_FLOOR = 1e-4  # an empty bin counts as this share, so that ln(a / e) stays finite
+KS_EXACT_MAX = 10_000  # rows; above, Kolmogorov's limiting distribution (the exact one grows costly, agreeing closely)
+
+
+@dataclass(frozen=True)
+class Scores:
+    """One model's outputs on the labelled rows: ``probability`` (n,) float and ``label`` (n,) 0/1."""
+
+    probability: np.ndarray
+    label: np.ndarray
+
+
+# --- the confusion cells and their rates ------------------------------------------------------------------------
+
+
+def share(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den elementwise, NaN where den is 0 (e.g. a resample without defects has no recall)."""
+    num, den = np.asarray(num, dtype=np.float64), np.asarray(den, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+
+
+def confusion(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, int]:
+    """Counts of the four cells of (n,) 0/1 truth against (n,) 0/1 predictions."""
+    y_true, y_pred = np.asarray(y_true).astype(bool), np.asarray(y_pred).astype(bool)
+    return {
+        "tp": int(np.sum(y_true & y_pred)),
+        "fp": int(np.sum(~y_true & y_pred)),
+        "tn": int(np.sum(~y_true & ~y_pred)),
+        "fn": int(np.sum(y_true & ~y_pred)),
+    }
+
+
+def rates(tp: np.ndarray, fp: np.ndarray, tn: np.ndarray, fn: np.ndarray) -> dict[str, np.ndarray]:
+    """The six ``RATES`` from confusion counts (arrays of any one shape, float64); NaN where a denominator is 0."""
+    return {
+        "f1": share(2 * tp, 2 * tp + fp + fn),
+        "precision": share(tp, tp + fp),
+        "recall": share(tp, tp + fn),
+        "accuracy": share(tp + tn, tp + fp + tn + fn),
+        "fpr": share(fp, fp + tn),
+        "fnr": share(fn, fn + tp),
+    }
+
+
+def weighted_auc(w: np.ndarray, y: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """ROC-AUC of ``score`` (n,) under each row of weights ``w`` (B, n) -> (B,) float64.
+
+    The Mann-Whitney statistic with ties counted half: each row equals scikit-learn's
+    ``roc_auc_score(y, score, sample_weight=row)``, for all B rows in one pass (the bootstrap's B resamples).
+    NaN for a row whose weights leave one class only.
+    """
+    score = np.asarray(score, dtype=np.float64)
+    order = np.argsort(score, kind="stable")
+    s = score[order]
+    starts = np.r_[0, np.nonzero(np.diff(s))[0] + 1]  # one group per distinct score
+    ws, positive = np.asarray(w, dtype=np.float64)[:, order], np.asarray(y)[order] == 1
+    pos = np.add.reduceat(ws * positive, starts, axis=1)
+    neg = np.add.reduceat(ws * ~positive, starts, axis=1)
+    below = np.cumsum(neg, axis=1) - neg
+    return share((pos * (below + 0.5 * neg)).sum(axis=1), pos.sum(axis=1) * neg.sum(axis=1))
+
+
+def roc_auc(y: np.ndarray, score: np.ndarray) -> float | None:
+    """ROC-AUC of (n,) scores against (n,) 0/1 truth; None when the rows hold one class only."""
+    y = np.asarray(y) == 1
+    if y.all() or not y.any():
+        return None
+    return float(weighted_auc(np.ones((1, y.size)), y, score)[0])
+
+
+def hanley_mcneil(auc: float, n_pos: int, n_neg: int) -> float:
+    """Standard error of ROC-AUC (Hanley & McNeil 1982), used where resampling every row costs too much."""
+    q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
+    var = (auc * (1 - auc) + (n_pos - 1) * (q1 - auc * auc) + (n_neg - 1) * (q2 - auc * auc)) / (n_pos * n_neg)
+    return math.sqrt(max(var, 0.0))
+
+
+# --- resampling -------------------------------------------------------------------------------------------------
+
+
+def resample_weights(n: int, rounds: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """Bootstrap weights in blocks of (b, n) float64: how many times each row is drawn in each resample of n rows."""
+    block = max(1, CELLS_PER_BLOCK // max(n, 1))
+    for start in range(0, rounds, block):
+        b = min(block, rounds - start)
+        draws = rng.integers(0, n, size=(b, n)) + n * np.arange(b)[:, None]
+        yield np.bincount(draws.ravel(), minlength=b * n).reshape(b, n).astype(np.float64)
+
+
+def resample_cells(counts: np.ndarray, rounds: int, rng: np.random.Generator) -> np.ndarray:
+    """(rounds, k) float64 resampled counts of k cells holding ``counts`` (k,) rows: the cells of ``rounds``
+    resamples of the rows."""
+    counts = np.asarray(counts, dtype=np.float64)
+    n = int(counts.sum())
+    return rng.multinomial(n, counts / n, size=rounds).astype(np.float64)
+
+
+def interval(samples: np.ndarray, level: float = CONFIDENCE) -> list[float] | None:
+    """The two-sided percentile interval of bootstrap ``samples``, undefined (NaN) resamples left out; None when
+    none is defined."""
+    samples = np.asarray(samples, dtype=np.float64)
+    samples = samples[np.isfinite(samples)]
+    if not samples.size:
+        return None
+    tail = (1.0 - level) / 2.0
+    lo, hi = np.quantile(samples, [tail, 1.0 - tail])
+    return [float(lo), float(hi)]
+
+
+def _finite(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+# --- one model: the monitor's quality section ----------------------------------------------------------------------
+
+
+def quality(
+    y_true: np.ndarray,
+    proba: np.ndarray,
+    y_pred: np.ndarray,
+    rounds: int = RESAMPLES,
+    level: float = CONFIDENCE,
+    seed: int = SEED,
+) -> dict:
+    """Confusion cells, the six rates and ROC-AUC of (n,) predictions against (n,) 0/1 truth, each with its interval.
+
+    Returns ``{rate: value, "roc_auc", "labelled", "confusion", "ci": {metric: [lo, hi] | None}}``.
+    """
+    cells = confusion(y_true, y_pred)
+    n = sum(cells.values())
+    point = {k: _finite(float(v)) for k, v in rates(*(float(cells[c]) for c in ("tp", "fp", "tn", "fn"))).items()}
+    auc = roc_auc(y_true, proba)
+    out: dict = {**point, "roc_auc": _finite(auc), "labelled": n, "confusion": cells}
+    if n == 0:
+        out["ci"] = {}
+        return out
+    rng = np.random.default_rng(seed)
+    draws = resample_cells(np.array([cells["tp"], cells["fp"], cells["tn"], cells["fn"]]), rounds, rng)
+    boot = rates(*draws.T)
+    ci: dict = {name: interval(boot[name], level) for name in RATES}
+    ci["roc_auc"] = _auc_interval(y_true, proba, rounds, level, rng) if out["roc_auc"] is not None else None
+    out["ci"] = ci
+    return out
+
+
+def _auc_interval(
+    y_true: np.ndarray, proba: np.ndarray, rounds: int, level: float, rng: np.random.Generator
+) -> list[float] | None:
+    y, n = np.asarray(y_true) == 1, len(y_true)
+    if n > AUC_BOOTSTRAP_MAX:
+        auc = float(roc_auc(y, proba))  # type: ignore[arg-type]
+        n_pos = int(y.sum())
+        half = float(sps.norm.ppf((1 + level) / 2)) * hanley_mcneil(auc, n_pos, n - n_pos)
+        return [max(0.0, auc - half), min(1.0, auc + half)]
+    aucs = [weighted_auc(w, y, proba) for w in resample_weights(n, rounds, rng)]
+    return interval(np.concatenate(aucs), level)
+
+
+# --- two models on the same rows -----------------------------------------------------------------------------------
+
+
+def defect_types(y: np.ndarray, types: np.ndarray | None) -> list[str]:
+    """The defect types that occur among the defects, sorted; none when the data has no type column."""
+    if types is None:
+        return []
+    return sorted(set(types[y == 1].tolist()) - NO_TYPE)
+
+
+def metric_arrays(w: np.ndarray, y: np.ndarray, s: Scores, types: np.ndarray | None) -> dict[str, np.ndarray]:
+    """Each of ``METRICS`` under each row of weights ``w`` (B, n): {name: (B,) float64}; per-type recall as
+    ``recall:<type>``."""
+    positive, predicted = y == 1, s.label == 1
+    tp, fp = w @ (positive & predicted), w @ (~positive & predicted)
+    fn, tn = w @ (positive & ~predicted), w @ (~positive & ~predicted)
+    by_name = rates(tp, fp, tn, fn) | {"roc_auc": weighted_auc(w, y, s.probability)}
+    out = {name: by_name[name] for name in METRICS}
+    for kind in defect_types(y, types):
+        of_kind = positive & (types == kind)
+        out[TYPE_PREFIX + kind] = share(w @ (of_kind & predicted), w @ of_kind)
+    return out
+
+
+def _estimate(point: float, samples: np.ndarray, level: float) -> dict:
+    return {"value": float(point), "ci": interval(samples, level)}
+
+
+def paired_bootstrap(
+    y: np.ndarray,
+    old: Scores,
+    new: Scores,
+    types: np.ndarray | None = None,
+    rounds: int = RESAMPLES,
+    level: float = CONFIDENCE,
+    seed: int = SEED,
+) -> dict[str, dict]:
+    """Point estimates and intervals for both models, their difference (NEW - OLD) and their agreement.
+
+    Both models are scored under the same resample weights, so a difference is paired resample by resample and its
+    interval reflects the correlation between the two models' errors. Returns ``{"old": {metric: {"value", "ci"}},
+    "new": {...}, "difference": {...}, "agreement": {"value", "ci"}}``, metric names as in ``metric_arrays``.
+    """
+    ones = np.ones((1, len(y)))
+    point_old, point_new = metric_arrays(ones, y, old, types), metric_arrays(ones, y, new, types)
+    samples: dict[str, list[np.ndarray]] = {}
+    same = (old.label == new.label).astype(np.float64)
+    for w in resample_weights(len(y), rounds, np.random.default_rng(seed)):
+        arr_old, arr_new = metric_arrays(w, y, old, types), metric_arrays(w, y, new, types)
+        for name in arr_old:
+            samples.setdefault("old:" + name, []).append(arr_old[name])
+            samples.setdefault("new:" + name, []).append(arr_new[name])
+            samples.setdefault("diff:" + name, []).append(arr_new[name] - arr_old[name])
+        samples.setdefault("agreement", []).append(w @ same / len(y))
+    pooled = {k: np.concatenate(v) for k, v in samples.items()}
+    out: dict[str, dict] = {"old": {}, "new": {}, "difference": {}}
+    for name in point_old:
+        a, b = point_old[name][0], point_new[name][0]
+        out["old"][name] = _estimate(a, pooled["old:" + name], level)
+        out["new"][name] = _estimate(b, pooled["new:" + name], level)
+        out["difference"][name] = _estimate(b - a, pooled["diff:" + name], level)
+    out["agreement"] = _estimate(same.mean(), pooled["agreement"], level)
+    return out
+
+
+def paired_f1_difference(
+    y_true: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    rounds: int = RESAMPLES,
+    level: float = CONFIDENCE,
+    seed: int = SEED,
+) -> dict:
+    """F1(b) - F1(a) of two (n,) 0/1 predictions on the same labelled rows, with its paired interval:
+    ``{"value", "ci"}``.
+
+    The rows are resampled jointly through the eight (truth, a, b) cells, which keeps the pairing.
+    """
+    y, a, b = (np.asarray(v).astype(np.int64) for v in (y_true, a, b))
+    cells = np.bincount(4 * y + 2 * a + b, minlength=8).astype(np.float64)
+    out: dict = {"value": _finite(float(_f1_difference(cells[None, :])[0])), "ci": None}
+    if cells.sum():
+        out["ci"] = interval(_f1_difference(resample_cells(cells, rounds, np.random.default_rng(seed))), level)
+    return out
+
+
+def _f1_difference(cells: np.ndarray) -> np.ndarray:
+    """(B, 8) counts indexed 4*truth + 2*a + b -> (B,) F1(b) - F1(a)."""
+    index = np.arange(8)
+    truth, a, b = (index >> 2) & 1, (index >> 1) & 1, index & 1
+
+    def f1(pred: np.ndarray) -> np.ndarray:
+        tp = cells[:, (truth == 1) & (pred == 1)].sum(axis=1)
+        fp = cells[:, (truth == 0) & (pred == 1)].sum(axis=1)
+        fn = cells[:, (truth == 1) & (pred == 0)].sum(axis=1)
+        return share(2 * tp, 2 * tp + fp + fn)
+
+    return f1(b) - f1(a)
+
+
+def mcnemar(y: np.ndarray, first: np.ndarray, second: np.ndarray) -> dict:
+    """McNemar's exact test of two (n,) 0/1 predictions on the rows where exactly one is right.
+
+    ``b``: rows only ``first`` gets right; ``c``: rows only ``second`` does. Under "equally accurate"
+    b ~ Binomial(b + c, 1/2): the two-sided exact p-value is scipy's ``binomtest`` (statsmodels'
+    ``mcnemar(exact=True)`` gives the same). With no such rows there is no evidence either way: p = 1.
+    """
+    y = np.asarray(y).astype(bool)
+    right_first, right_second = np.asarray(first).astype(bool) == y, np.asarray(second).astype(bool) == y
+    b, c = int(np.sum(right_first & ~right_second)), int(np.sum(~right_first & right_second))
+    p = 1.0 if b + c == 0 else float(sps.binomtest(b, b + c, 0.5, alternative="two-sided").pvalue)
+    return {"b": b, "c": c, "p_value": p}
+
+
+def wilson(successes: int, n: int, level: float = CONFIDENCE) -> list[float] | None:
+    """Wilson score interval of a share (None for n = 0): unlike the normal one it stays inside [0, 1] and is honest
+    near 0 or 1, where an agreement rate lives."""
+    if n == 0:
+        return None
+    ci = sps.binomtest(successes, n).proportion_ci(confidence_level=level, method="wilson")
+    return [max(0.0, float(ci.low)), min(1.0, float(ci.high))]
+
+
+# --- drift against the training distribution -----------------------------------------------------------------------
+
+
+def reference_bins(quantiles: np.ndarray, bins: int = PSI_BINS) -> tuple[np.ndarray, np.ndarray]:
+    """(interior edges, expected shares) of the training distribution's ``bins`` quantile bins.
+
+    Bins are (-inf, e1], (e1, e2], ..., (ek, inf) at the training deciles. Equal edges (a point mass, e.g. a
+    clipped reading) merge their bins, the merged bin expecting the shares of all of them.
+    """
+    step = (len(quantiles) - 1) // bins
+    edges = np.asarray(quantiles[step:-1:step], dtype=np.float64)
+    cumulative = np.arange(1, bins) / bins
+    unique, last = np.unique(edges[::-1], return_index=True)  # last occurrence of each value carries its share
+    cum = cumulative[::-1][last]
+    return unique, np.diff(np.concatenate([[0.0], cum, [1.0]]))
+
+
+def psi(values: np.ndarray, quantiles: np.ndarray, bins: int = PSI_BINS) -> float | None:
+    """Population stability index of (n,) ``values`` against the training quantile bins (None for no values).
+
+    PSI = sum over bins of (a - e) * ln(a / e), shares a (actual) and e (expected) floored at ``PSI_FLOOR``.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return None
+    edges, expected = reference_bins(quantiles, bins)
+    counts = np.bincount(np.searchsorted(edges, values, side="left"), minlength=len(expected))
+    actual = np.maximum(counts / values.size, PSI_FLOOR)
+    expected = np.maximum(expected, PSI_FLOOR)
+    return float(np.sum((actual - expected) * np.log(actual / expected)))
+
+
+def reference_cdf(quantiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Knots (x, F(x)) of the training CDF, linear between percentiles; a repeated value takes its largest F."""
+    probs = np.linspace(0.0, 1.0, len(quantiles))
+    x, last = np.unique(np.asarray(quantiles, dtype=np.float64)[::-1], return_index=True)
+    return x, probs[::-1][last]
+
+
+def ks(values: np.ndarray, quantiles: np.ndarray) -> tuple[float, float] | None:
+    """One-sample Kolmogorov-Smirnov test of (n,) ``values`` against the training CDF: (statistic D, p-value).
+
+    The p-value treats the reference as exact (it is an estimate from the training split, so small p-values on large
+    windows are common: PSI decides). It is the exact distribution up to ``KS_EXACT_MAX`` rows and Kolmogorov's
+    limit above, where the two agree to many digits.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return None
+    knots, probs = reference_cdf(quantiles)
+    result = sps.ks_1samp(
+        values,
+        lambda x: np.interp(x, knots, probs, left=0.0, right=1.0),
+        method="exact" if values.size <= KS_EXACT_MAX else "asymp",
+    )
+    return float(result.statistic), float(result.pvalue)
