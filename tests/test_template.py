@@ -150,3 +150,98 @@ def test_ab_split_pattern_refuses(template, value):
 @pytest.mark.parametrize(("value", "ok"), [("", True), ("v1.1", True), ("v10", True), ("1.1", False), ("../v1", False)])
 def test_shadow_version_pattern(template, value, ok):
     assert bool(re.fullmatch(template["Parameters"]["ShadowModelVersion"]["AllowedPattern"], value)) is ok
+
+
+# --- the contracts between processes (runtime/contracts.py), as the template states them ---------------------------
+
+
+def _dashboard(template: dict) -> dict:
+    """The dashboard's body as JSON, its ``${...}`` substitutions left as placeholders."""
+    body = template["Resources"]["MonitoringDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    return json.loads(re.sub(r"\$\{[^}]+\}", "SUB", body))
+
+
+def _metric_rows(dashboard: dict) -> list[list]:
+    """Every plain metric row of the dashboard's widgets: [namespace, name, dimension, value, ...]."""
+    rows = []
+    for widget in dashboard["widgets"]:
+        for row in widget["properties"].get("metrics", []):
+            if isinstance(row[0], str):
+                rows.append(row)
+    return rows
+
+
+def _annotation(dashboard: dict, label: str) -> float:
+    [value] = [
+        line["value"]
+        for widget in dashboard["widgets"]
+        for line in widget["properties"].get("annotations", {}).get("horizontal", [])
+        if line["label"] == label
+    ]
+    return value
+
+
+def test_the_f1_alarm_is_the_monitors_metric_at_the_rollback_line(template):
+    from runtime import contracts
+
+    alarm = template["Resources"]["ModelF1Alarm"]["Properties"]
+    assert alarm["Namespace"] == contracts.METRIC_NAMESPACE
+    assert alarm["MetricName"] == contracts.Metric.MODEL_F1
+    assert [d["Name"] for d in alarm["Dimensions"]] == [contracts.METRIC_DIMENSION]
+    assert alarm["Threshold"] == contracts.ROLLBACK_F1
+    assert alarm["ComparisonOperator"] == "LessThanThreshold"
+    assert f"F1 below {contracts.ROLLBACK_F1}" in alarm["AlarmDescription"]
+
+
+def test_the_canary_alarms_are_the_rollback_lines(template):
+    from runtime import contracts
+
+    errors = template["Resources"]["AliasErrorRateAlarm"]["Properties"]
+    [rate] = [m for m in errors["Metrics"] if m.get("ReturnData")]
+    assert rate["Expression"].startswith("100 * errors /")  # a percentage
+    assert errors["Threshold"] == pytest.approx(100 * contracts.ROLLBACK_ERROR_RATE)
+    assert errors["ComparisonOperator"] == "GreaterThanThreshold"
+    p95 = template["Resources"]["AliasLatencyP95Alarm"]["Properties"]
+    assert (p95["Namespace"], p95["MetricName"], p95["ExtendedStatistic"]) == ("AWS/Lambda", "Duration", "p95")
+    assert p95["Threshold"] == contracts.ROLLBACK_P95_MS  # Lambda's Duration is in milliseconds
+    assert p95["ComparisonOperator"] == "GreaterThanThreshold"
+    assert f"{contracts.ROLLBACK_P95_MS:g} ms" in p95["AlarmDescription"]
+    assert f"{contracts.ROLLBACK_ERROR_RATE:.0%}".replace("%", " %") in errors["AlarmDescription"]
+
+
+def test_the_dashboard_reads_the_contracts_metrics_and_lines(template):
+    from runtime import contracts
+
+    dashboard = _dashboard(template)
+    names = {v for k, v in vars(contracts.Metric).items() if k.isupper()}
+    ours = [row for row in _metric_rows(dashboard) if row[0] != "AWS/Lambda"]
+    assert ours, "the dashboard shows none of the project's metrics"
+    for row in ours:
+        assert row[0] == contracts.METRIC_NAMESPACE, row
+        assert row[1] in names, row
+        assert row[2] == contracts.METRIC_DIMENSION, row
+    assert {row[1] for row in ours} >= {contracts.Metric.MODEL_F1, contracts.Metric.MAX_FEATURE_PSI}
+    assert _annotation(dashboard, f"rollback F1 {contracts.ROLLBACK_F1}") == contracts.ROLLBACK_F1
+    assert _annotation(dashboard, f"rollback p95 {contracts.ROLLBACK_P95_MS:g} ms") == contracts.ROLLBACK_P95_MS
+    markdown = dashboard["widgets"][0]["properties"]["markdown"]
+    error_rate = f"{contracts.ROLLBACK_ERROR_RATE:.0%}".replace("%", " %")
+    lines = f"error rate {error_rate}, p95 {contracts.ROLLBACK_P95_MS:g} ms, F1 {contracts.ROLLBACK_F1}"
+    assert f"Rollback lines: {lines}." in markdown
+
+
+VERSIONS = ["v1", "v1.0", "v1.1", "v10.2.3", "1.1", "v", "v1.", "v.1", "V1.0", "v1.0a", "v1_0", "../v1", " v1"]
+
+
+@pytest.mark.parametrize("value", VERSIONS)
+def test_the_version_parameters_accept_exactly_the_contracts_versions(template, value):
+    from runtime.contracts import is_version
+
+    shadow = template["Parameters"]["ShadowModelVersion"]["AllowedPattern"]
+    split = template["Parameters"]["AbSplit"]["AllowedPattern"]
+    assert bool(re.fullmatch(shadow, value)) is is_version(value)
+    assert bool(re.fullmatch(split, f"{value}:0.5")) is is_version(value)
+
+
+def test_the_template_names_no_issue_numbers():
+    text = (REPO_ROOT / "template.yaml").read_text()
+    assert not re.search(r"\bissue\s*#?\d+", text, re.IGNORECASE)
