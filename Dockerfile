@@ -1,4 +1,5 @@
-# The serving image: onnxruntime + numpy + orjson, runtime/, the handler and the shipped model versions. No torch.
+# The serving image: onnxruntime + numpy + orjson, runtime/, serving/, the handler and the shipped model versions.
+# No torch.
 # Production base: AWS's Lambda Python 3.12 image (Amazon Linux 2023). `make image-test` builds this same file on a
 # local stand-in with the same conventions (LAMBDA_TASK_ROOT=/var/task, /lambda-entrypoint.sh, CMD = handler).
 ARG BASE_IMAGE=public.ecr.aws/lambda/python:3.12
@@ -22,7 +23,8 @@ RUN --mount=type=secret,id=cacert \
     && rm -rf /tmp/build
 
 COPY runtime/ /var/task/runtime/
-COPY lambda/handler.py lambda/proxy_events.py /var/task/
+COPY serving/ /var/task/serving/
+COPY lambda/handler.py /var/task/
 # Every shipped version (model.onnx, onnxruntime's cache when it ships one, the manifest naming both): MODEL_VERSION
 # answers; SHADOW_MODEL_VERSION and AB_SPLIT may name another one (~1.5 MB each).
 COPY models_onnx/ /var/task/models_onnx/

@@ -9,14 +9,11 @@ from __future__ import annotations
 import json
 import os
 import platform
-import sys
 from pathlib import Path
 
 from benchmarks.targets import TARGET
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT))
-sys.path.insert(0, str(REPO_ROOT / "lambda"))
 os.environ.setdefault("REFERENCE_TORCH_THREADS", "1")
 # One thread everywhere, before numpy/torch load: idle OpenMP/OpenBLAS workers spin on the other core and slow
 # whichever path is measured next on a 2-core machine.
@@ -72,7 +69,7 @@ def table() -> str:
     return "\n".join(lines)
 
 
-# Issue 13's targets (benchmarks/targets.py), each a ratio measured in one run.
+# The targets (benchmarks/targets.py), each a ratio measured in one run.
 # (label, measured ratio from RESULTS, the target; a negative target is an upper bound).
 TARGETS = [
     (
@@ -151,7 +148,7 @@ def pytest_terminal_summary(terminalreporter):
     terminalreporter.write_sep("=", "ONNX runtime vs torch + sklearn (same run)")
     terminalreporter.write_line(f"machine: {machine}")
     terminalreporter.write_line(table())
-    terminalreporter.write_line("targets (issue 13):")
+    terminalreporter.write_line("targets:")
     for line in targets():
         terminalreporter.write_line(line)
     _profile(terminalreporter)

@@ -1,4 +1,4 @@
-"""Where the serving time goes, measured in the bench's own run, and what bounds each of issue 13's targets.
+"""Where the serving time goes, measured in the bench's own run, and what bounds each target (benchmarks/targets.py).
 
 - The graph cut after each stage (onnx's Extractor on the shipped ``model.onnx``), each cut timed with
   ``session.run`` at batch 1 and per row at batch 1000: a stage's cost is its cut's time less the previous cut's.

@@ -8,18 +8,17 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(os.environ.get("REFERENCE_ROOT") or Path(__file__).resolve().parent.parent)
-sys.path.insert(0, str(REPO_ROOT))
-
 # isort: off
-import numpy as np  # noqa: E402
-from convert.reference import load_reference  # noqa: E402  (convert first: it pins torch's kernels)
-import torch  # noqa: E402
+import numpy as np
+from convert.reference import load_reference  # convert first: it pins torch's kernels
+import torch
 # isort: on
+
+# The repository, or the reference image's /var/task (REFERENCE_ROOT), which holds deployment_models/.
+REPO_ROOT = Path(os.environ.get("REFERENCE_ROOT") or Path(__file__).resolve().parent.parent)
 
 torch.set_num_threads(int(os.environ.get("REFERENCE_TORCH_THREADS", "1")))
 MODEL = load_reference(REPO_ROOT / "deployment_models" / os.environ.get("MODEL_VERSION", "v1.0"))

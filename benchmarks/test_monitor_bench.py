@@ -1,4 +1,4 @@
-"""The monitor's throughput (issue #11): 1,000,000 capture lines in <= 60 s on this machine, end to end.
+"""The monitor's throughput: 1,000,000 capture lines in <= 60 s on this machine, end to end.
 
 The lines are written by DuckDB (fast to generate) in the record schema runtime/capture.py writes, spread over
 Firehose-layout files, half of them gzip; the gzip half also carries a shadow model's result (as the handler writes

@@ -297,8 +297,7 @@ def _answers(response: dict) -> list[tuple]:
 
 def parity_checks(failures: list[str], batch: int = 1000) -> None:
     """The image against the host's runtime, every dataset row, every shipped version."""
-    sys.path.insert(0, str(REPO))
-    import runtime  # the host's full numpy + onnxruntime
+    import runtime  # the host's full numpy + onnxruntime (the project is installed: make venv)
 
     for folder in sorted((REPO / "models_onnx").iterdir()):
         model = runtime.load(folder)

@@ -31,16 +31,18 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import image_test  # docker/image_test.py: the build steps and the Runtime API server, reused as they are
 
+from runtime.contracts import ROLLBACK_P95_MS
+
 # --- Constants: the settings tried, the recommendation rule, and the prices it is costed at ---
 FULL_VCPU_MB = 1769  # Lambda: one full vCPU at 1,769 MB, CPU share proportional to memory below that
 MEMORY_SETTINGS_MB = (256, 512, 1024, 1769)
-ALARM_P95_MS = 100.0  # template.yaml AliasLatencyP95Alarm: the canary rolls back above this p95
-P95_MARGIN = 0.2  # "a wide margin": warm p95 at most a fifth of the alarm line
-P95_LIMIT_MS = ALARM_P95_MS * P95_MARGIN
+P95_MARGIN = 0.2  # "a wide margin": warm p95 at most a fifth of the rollback alarm's line
+P95_LIMIT_MS = ROLLBACK_P95_MS * P95_MARGIN
 # INIT at most half the benchmark's 1 s cold-start gate: on Lambda a container image's cold start adds fetching the
 # image to what is measured here (not measurable locally), so the local figure must leave that room. The rule reads
 # the fastest of the cold runs: neighbours on this shared machine only ever add time to a run.
@@ -196,10 +198,21 @@ def harness_floor_ms(image: str, calls: int, rate: float) -> list[float]:
     return api.durations_ms[1:]
 
 
-def measure(image: str, memory_mb: int, args: argparse.Namespace) -> dict:
+@dataclass(frozen=True)
+class Load:
+    """What each memory setting is put through: ``warm`` timed calls after ``warmup`` untimed ones, at ``rate`` per
+    second (0: back to back), and ``cold_runs`` fresh containers."""
+
+    warm: int = 2000
+    warmup: int = 200
+    cold_runs: int = 5
+    rate: float = API_RATE_LIMIT
+
+
+def measure(image: str, memory_mb: int, load: Load) -> dict:
     started = time.perf_counter()
-    cold, init = cold_starts_ms(image, memory_mb, args.cold_runs)
-    warm, handler = warm_calls_ms(image, memory_mb, args.warmup, args.warm, args.rate)
+    cold, init = cold_starts_ms(image, memory_mb, load.cold_runs)
+    warm, handler = warm_calls_ms(image, memory_mb, load.warmup, load.warm, load.rate)
     cost = cost_per_million(warm, memory_mb)
     return {
         "memory_mb": memory_mb,
@@ -271,23 +284,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def run(args: argparse.Namespace) -> dict:
+def run(
+    image: str,
+    memory_settings_mb: Sequence[int] = MEMORY_SETTINGS_MB,
+    load: Load = Load(),  # frozen: one shared default is safe
+    p95_limit_ms: float = P95_LIMIT_MS,
+    init_limit_ms: float = INIT_LIMIT_MS,
+) -> dict:
     """Measure every setting and the harness floor; the report that power-tune.json holds."""
     load_before = os.getloadavg()
     rows = []
-    for memory_mb in sorted(set(args.memory)):
-        rows.append(measure(args.image, memory_mb, args))
+    for memory_mb in sorted(set(memory_settings_mb)):
+        rows.append(measure(image, memory_mb, load))
         print(f"{memory_mb} MB: warm p95 {rows[-1]['warm_p95_ms']:.2f} ms, INIT {rows[-1]['init_min_ms']:.0f} ms "
               f"({rows[-1]['seconds']:.0f} s)", flush=True)  # fmt: skip
-    floor = harness_floor_ms(args.image, args.warm, args.rate)
-    best, why = recommend(rows, args.p95_limit_ms, args.init_limit_ms)
+    floor = harness_floor_ms(image, load.warm, load.rate)
+    best, why = recommend(rows, p95_limit_ms, init_limit_ms)
     return {
-        "image": args.image,
+        "image": image,
         "machine": {**machine(), "load_average_before": load_before},
-        "load": f"{args.warm} warm calls per setting at {args.rate:g}/s (0: back to back) after {args.warmup} "
-        f"untimed; {args.cold_runs} cold starts; event {EVENT.name}; env {CONTAINER_ENV}",
+        "load": f"{load.warm} warm calls per setting at {load.rate:g}/s (0: back to back) after {load.warmup} "
+        f"untimed; {load.cold_runs} cold starts; event {EVENT.name}; env {CONTAINER_ENV}",
         "prices": PRICES,
-        "rule": {"warm_p95_limit_ms": args.p95_limit_ms, "init_limit_ms": args.init_limit_ms},
+        "rule": {"warm_p95_limit_ms": p95_limit_ms, "init_limit_ms": init_limit_ms},
         "settings": rows,
         "harness_floor_ms": {"p50": percentile(floor, 50), "p95": percentile(floor, 95)},
         "recommended_memory_mb": best["memory_mb"] if best else None,
@@ -300,7 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     if not args.no_build:
         image_test.build_slim(args.image)
-    report = run(args)
+    load = Load(warm=args.warm, warmup=args.warmup, cold_runs=args.cold_runs, rate=args.rate)
+    report = run(args.image, args.memory, load, args.p95_limit_ms, args.init_limit_ms)
     report["seconds"] = round(time.perf_counter() - started, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")

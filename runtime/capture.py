@@ -1,7 +1,8 @@
 """Prediction capture: the inference ids of a request, and one JSON line per predicted row.
 
-Pure functions and one small class; no I/O. The handler switches capture on with ``CAPTURE_PREDICTIONS`` and
-writes what ``Capture.lines`` returns to stdout, after the request's log/EMF line. On AWS those lines reach S3
+Pure functions and one small class; no I/O, no environment. The serving application switches capture on
+(``CAPTURE_PREDICTIONS``, read by ``serving/settings.py``) and writes what ``Capture.lines`` returns to stdout,
+after the request's log/EMF line. On AWS those lines reach S3
 through CloudWatch Logs, a subscription filter and Kinesis Data Firehose (``template.yaml``), and
 ``python -m monitor`` reads them back.
 
@@ -31,27 +32,18 @@ from typing import Any
 import numpy as np
 import orjson
 
-from runtime.exceptions import ConfigurationError, InputValidationError
+from runtime.contracts import CAPTURE_RECORD as RECORD
+from runtime.contracts import CAPTURE_SCHEMA as SCHEMA
+from runtime.contracts import CLASS_NAMES
+from runtime.exceptions import InputValidationError
+from runtime.predictor import Answer
 
-ENV_VAR = "CAPTURE_PREDICTIONS"
-RECORD = "prediction"
-SCHEMA = 1
 ID_FIELD = "inference_id"
 FEATURES_FIELD = "features"
 MAX_ID_LENGTH = 128
 _WRAPPER_KEYS = frozenset((ID_FIELD, FEATURES_FIELD))
 _THREE_DIGITS = tuple(f"{i:03d}" for i in range(1000))  # microseconds as two table lookups, not a format call
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1: they break log lines and CSV exports
-
-
-def enabled(value: str | None) -> bool:
-    """``CAPTURE_PREDICTIONS`` -> bool: unset means off; ``true``/``false`` in any case; anything else is an error."""
-    if value is None:
-        return False
-    flag = value.lower()
-    if flag not in ("true", "false"):
-        raise ConfigurationError(f"{ENV_VAR} must be 'true' or 'false' (any case), got {value!r}; fix the environment")
-    return flag == "true"
 
 
 def _id_error(row: int | None, reason: str) -> InputValidationError:
@@ -149,27 +141,26 @@ class Capture:
         X: np.ndarray,
         batch: bool,
         ids: list[str | None],
-        body: dict[str, Any],
+        answer: Answer,
         versions: list[str] | None = None,
         shadow: list[dict[str, Any]] | None = None,
     ) -> bytes:
-        """The JSON lines (one per row, each ending in a newline; UTF-8) for a request that was predicted.
+        """The JSON lines (one per row, each ending in a newline; UTF-8) for a request that was answered.
 
-        ``payload`` is the body as ``split_ids`` returned it, ``X`` (n, 30) float64 the validated rows,
-        ``body`` the response (its predictions and its range warnings); ``versions`` the model that answered each
-        row when an A/B split is on, ``shadow`` each row's ``{"model_version", "probability", "label"}`` from a
-        shadow model.
+        ``payload`` is the body as ``split_ids`` returned it, ``X`` (n, 30) float64 the validated rows, ``ids``
+        one id or None per row, ``answer`` the rows' ``Answer`` (its labels, bands and range warnings);
+        ``versions`` the model that answered each row when an A/B split is on, ``shadow`` each row's
+        ``{"model_version", "probability", "label"}`` from a shadow model.
         """
         received = None if batch or versions or shadow else payload[FEATURES_FIELD]
-        if type(received) is dict and not body["warnings"]:  # validated: exactly the model's 30 names
+        if type(received) is dict and not answer.warnings:  # validated: exactly the model's 30 names
             now = time.time()  # self.timestamp(now), inlined: a call costs ~1 us here
             second = int(now)
             if second != self._second:
                 self._second, self._prefix = second, time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
             micro = int((now - second) * 1e6)
             stamp = self._prefix + _THREE_DIGITS[micro // 1000] + _THREE_DIGITS[micro % 1000] + "Z"
-            pred = body["prediction"]
-            cls = pred["class"]
+            label = answer.label[0]
             record = {
                 "record": RECORD,
                 "schema": SCHEMA,
@@ -178,17 +169,17 @@ class Capture:
                 "timestamp": stamp,
                 "model_version": self.model_version,
                 "features": received,
-                "probability": pred["probability"],
-                "label": 1 if cls == "defect" else 0,
-                "class": cls,
-                "confidence": pred["confidence"],
+                "probability": answer.probability[0],
+                "label": label,
+                "class": CLASS_NAMES[label],
+                "confidence": answer.confidence[0],
                 "out_of_range": [],
             }
             try:
                 return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
             except orjson.JSONEncodeError:
                 pass  # an integer past 64 bits: the general path writes it
-        return self._general(request_id, payload, X, batch, ids, body, versions, shadow)
+        return self._general(request_id, payload, X, batch, ids, answer, versions, shadow)
 
     def _general(
         self,
@@ -197,19 +188,19 @@ class Capture:
         X: np.ndarray,
         batch: bool,
         ids: list[str | None],
-        body: dict[str, Any],
+        answer: Answer,
         versions: list[str] | None,
         shadow: list[dict[str, Any]] | None,
     ) -> bytes:
         """Any request: batches, list rows, readings out of range, A/B and shadow rows."""
         stamp = self.timestamp(time.time())
         received = payload["instances"] if batch else [payload[FEATURES_FIELD]]
-        predictions = [item["prediction"] for item in body["predictions"]] if batch else [body["prediction"]]
         outside: list[list[str]] = [[] for _ in ids]
-        for warning in body["warnings"]:
+        for warning in answer.warnings:
             outside[warning.get("row", 0)].append(warning["feature"])
         out = []
-        for row, pred in enumerate(predictions):
+        for row in range(len(answer)):
+            label = answer.label[row]
             record = {
                 "record": RECORD,
                 "schema": SCHEMA,
@@ -218,10 +209,10 @@ class Capture:
                 "timestamp": stamp,
                 "model_version": versions[row] if versions else self.model_version,
                 "features": self._features(received[row], X[row]),
-                "probability": pred["probability"],
-                "label": 1 if pred["class"] == "defect" else 0,
-                "class": pred["class"],
-                "confidence": pred["confidence"],
+                "probability": answer.probability[row],
+                "label": label,
+                "class": CLASS_NAMES[label],
+                "confidence": answer.confidence[row],
                 "out_of_range": outside[row],
             }
             if shadow:

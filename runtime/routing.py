@@ -1,35 +1,25 @@
-"""A second model beside the primary: an A/B split by inference id, or a shadow that never answers. No I/O, no HTTP.
+"""A second model beside the primary: an A/B split by inference id, or a shadow that never answers. Pure rules: no
+I/O, no environment, no HTTP (``serving/settings.py`` reads the variables, ``serving/app.py`` wires the models).
 
 ``AB_SPLIT=v1.1:0.10`` sends a deterministic 10 % of rows to v1.1: a row goes to B when the CRC-32 of its inference id
 (the part's serial number when the client sends one) falls in the lowest ``share`` of the 32-bit range, so a part is
 always scored by the same model, in any process, on any day. ``SHADOW_MODEL_VERSION=v1.1`` runs v1.1 on every row
 after the primary has answered, for the capture records only.
-
-Both versions must read the same features in the same order, with the same input and output contract; otherwise
-INIT fails with ``ConfigurationError`` naming the difference.
 """
 
 from __future__ import annotations
 
-import re
 import zlib
 from collections.abc import Sequence
-from typing import Any
 
+from runtime.contracts import is_version
 from runtime.exceptions import ConfigurationError
 
-VERSION = re.compile(r"v\d+(\.\d+)*")
 _SCALE = float(1 << 32)
 
 
-def parse_version(variable: str, value: str) -> str:
-    if not VERSION.fullmatch(value):
-        raise ConfigurationError(f"{variable} must name a model version like v1.1, got {value!r}")
-    return value
-
-
 def parse_split(value: str) -> tuple[str, float]:
-    """``"v1.1:0.10"`` -> ("v1.1", 0.1); ``ConfigurationError`` for anything else."""
+    """``"v1.1:0.10"`` -> ("v1.1", 0.1); ``ConfigurationError`` naming ``AB_SPLIT`` for anything else."""
     version, sep, share = value.partition(":")
     try:
         fraction = float(share)
@@ -37,25 +27,14 @@ def parse_split(value: str) -> tuple[str, float]:
         fraction = -1.0
     if not sep or not 0.0 < fraction < 1.0:
         raise ConfigurationError(f"AB_SPLIT must look like v1.1:0.10 (version:share, 0 < share < 1), got {value!r}")
-    return parse_version("AB_SPLIT", version), fraction
+    if not is_version(version):
+        raise ConfigurationError(f"AB_SPLIT must name a model version like v1.1, got {version!r}")
+    return version, fraction
 
 
 def goes_to_b(inference_id: str, share: float) -> bool:
     """Whether this id belongs to B's share: stable across processes (CRC-32, not Python's salted hash)."""
     return zlib.crc32(inference_id.encode("utf-8", "surrogatepass")) < share * _SCALE
-
-
-def check_compatible(primary: dict[str, Any], other: dict[str, Any], variable: str) -> None:
-    """Both manifests describe the same request: the same features in the same order, the same input and outputs."""
-    names = [f["name"] for f in primary["features"]]
-    theirs = [f["name"] for f in other["features"]]
-    if names != theirs:
-        missing, extra = sorted(set(names) - set(theirs)), sorted(set(theirs) - set(names))
-        detail = f"missing {missing}, extra {extra}" if missing or extra else "the same names in another order"
-        raise ConfigurationError(f"{variable}: {other['version']} reads other features than the primary: {detail}")
-    for key in ("input", "outputs"):
-        if primary.get(key) != other.get(key):
-            raise ConfigurationError(f"{variable}: {other['version']}'s {key} differs from the primary's")
 
 
 def row_ids(ids: Sequence[str | None], request_id: str, batch: bool) -> list[str]:

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -42,6 +43,22 @@ def dataset_xy():
     from convert.dataset import load_csv
 
     return load_csv(DATA_CSV)
+
+
+@functools.cache
+def make_app(**fields: object):
+    """A serving application built with explicit settings (``Settings`` fields; ``model_path`` defaults to the shipped
+    model), one per distinct settings, shared by the tests that ask for the same ones."""
+    from serving.app import App
+    from serving.settings import Settings
+
+    return App(Settings(**{"model_path": str(ONNX_DIR), **fields}))
+
+
+@pytest.fixture
+def app():
+    """The application as Lambda builds it with no settings: v1.0, capture off, no second model."""
+    return make_app()
 
 
 def init_handler(**env: str) -> subprocess.CompletedProcess:

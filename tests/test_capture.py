@@ -1,21 +1,19 @@
-"""Prediction capture (runtime/capture.py and its use in lambda/handler.py). numpy + onnxruntime + orjson only."""
+"""Prediction capture (runtime/capture.py and its use in serving/app.py). numpy + onnxruntime + orjson only."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 
-import handler
 import pytest
 
 from runtime import capture
 from runtime.exceptions import ConfigurationError, InputValidationError
-from tests.conftest import EVENTS_DIR, REPO_ROOT
+from serving.settings import Settings
+from tests.conftest import EVENTS_DIR, init_handler, make_app
 
 pytestmark = pytest.mark.capture
 
@@ -40,19 +38,23 @@ class FakeContext:
     aws_request_id = "req-123"
 
 
+MODEL = make_app().predictor.model
+
+
 @pytest.fixture
-def capture_on(monkeypatch):
-    monkeypatch.setattr(handler, "_CAPTURE", capture.Capture(handler.MODEL.model_version, handler.MODEL.feature_names))
+def capture_on():
+    """The application with capture on (the default one has it off)."""
+    return make_app(capture=True)
 
 
 def event(name):
     return json.loads((EVENTS_DIR / name).read_text())
 
 
-def call(payload, capsys):
-    """(response, request log record, capture records) for one direct invocation."""
+def call(payload, capsys, app=None):
+    """(response, request log record, capture records, capture lines) for one direct invocation."""
     capsys.readouterr()
-    out = handler.lambda_handler(payload, FakeContext())
+    out = (app or make_app()).handle(payload, FakeContext())
     lines = capsys.readouterr().out.splitlines()
     return out, json.loads(lines[0]), [json.loads(line) for line in lines[1:]], lines[1:]
 
@@ -62,19 +64,18 @@ def call(payload, capsys):
 
 @pytest.mark.parametrize(("value", "expected"), [(None, False), ("true", True), ("TRUE", True), ("False", False)])
 def test_switch_reads_true_and_false_in_any_case(value, expected):
-    assert capture.enabled(value) is expected
+    environ = {} if value is None else {"CAPTURE_PREDICTIONS": value}
+    assert Settings.from_env(environ).capture is expected
 
 
 @pytest.mark.parametrize("value", ["yes", "1", "", " true", "on"])
 def test_switch_rejects_anything_else_naming_the_variable(value):
     with pytest.raises(ConfigurationError, match=r"CAPTURE_PREDICTIONS must be 'true' or 'false'"):
-        capture.enabled(value)
+        Settings.from_env({"CAPTURE_PREDICTIONS": value})
 
 
 def test_a_bad_switch_fails_init_not_a_request():
-    env = {**os.environ, "CAPTURE_PREDICTIONS": "enabled"}
-    script = "import sys; sys.path[:0] = ['lambda', '.']; import handler"
-    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+    proc = init_handler(CAPTURE_PREDICTIONS="enabled")
     assert proc.returncode != 0
     assert "CAPTURE_PREDICTIONS must be 'true' or 'false'" in proc.stderr
     assert "'enabled'" in proc.stderr
@@ -82,7 +83,7 @@ def test_a_bad_switch_fails_init_not_a_request():
 
 def test_capture_is_off_by_default(capsys):
     assert "CAPTURE_PREDICTIONS" not in os.environ
-    assert handler._CAPTURE is None
+    assert make_app().capture is None
     out, log, records, _ = call(event("batch.json"), capsys)
     assert out["count"] == 3
     assert log["message"] == "request"
@@ -95,15 +96,15 @@ def test_capture_is_off_by_default(capsys):
 def test_single_row_record_has_the_schema_keys_in_order(capture_on, capsys):
     payload = {"inference_id": "SN-0001", **event("direct_named.json")}
     before = datetime.now(UTC)
-    out, log, [record], [line] = call(payload, capsys)
+    out, log, [record], [line] = call(payload, capsys, capture_on)
     assert log["message"] == "request"  # the request line comes first
     assert list(record) == KEYS
     assert record["record"] == "prediction"
     assert record["schema"] == 1
     assert record["inference_id"] == "SN-0001"
     assert record["request_id"] == "req-123"
-    assert record["model_version"] == handler.MODEL.model_version
-    assert list(record["features"]) == list(handler.MODEL.feature_names)
+    assert record["model_version"] == MODEL.model_version
+    assert list(record["features"]) == list(MODEL.feature_names)
     assert record["features"] == payload["features"]
     pred = out["prediction"]
     assert record["probability"] == pred["probability"]
@@ -118,21 +119,21 @@ def test_single_row_record_has_the_schema_keys_in_order(capture_on, capsys):
 
 
 def test_without_an_id_the_request_id_names_the_row(capture_on, capsys):
-    _, _, [record], _ = call(event("direct_list.json"), capsys)
+    _, _, [record], _ = call(event("direct_list.json"), capsys, capture_on)
     assert record["inference_id"] == "req-123"
 
 
 def test_list_features_are_named_in_manifest_order(capture_on, capsys):
     payload = event("direct_list.json")
-    _, _, [record], _ = call(payload, capsys)
+    _, _, [record], _ = call(payload, capsys, capture_on)
     assert list(record["features"].values()) == payload["features"]
-    assert list(record["features"]) == list(handler.MODEL.feature_names)
+    assert list(record["features"]) == list(MODEL.feature_names)
 
 
 def test_values_are_recorded_as_received(capture_on, capsys):
     payload = event("direct_named.json")
     payload["features"]["Process_ClampingForce"] = 8000  # an int stays an int
-    _, _, _, [line] = call(payload, capsys)
+    _, _, _, [line] = call(payload, capsys, capture_on)
     assert '"Process_ClampingForce":8000,' in line
 
 
@@ -140,7 +141,7 @@ def test_an_integer_past_64_bits_is_refused_and_nothing_is_captured(capture_on, 
     """No feature's envelope reaches 2**64, so such a reading never gets as far as a capture line."""
     payload = event("direct_named.json")
     payload["features"]["Process_ClampingForce"] = 10**20
-    out, log, records, _ = call(payload, capsys)
+    out, log, records, _ = call(payload, capsys, capture_on)
     assert out["statusCode"] == 422
     assert out["error"]["type"] == "ReadingOutOfEnvelope"
     assert log["outcome"] == "rejected"
@@ -151,11 +152,11 @@ def test_batch_mixes_wrappers_and_bare_rows(capture_on, capsys):
     payload = event("batch.json")
     bare = payload["instances"]
     payload["instances"] = [{"inference_id": "SN-A", "features": bare[0]}, bare[1], {"features": bare[2]}]
-    out, log, records, _ = call(payload, capsys)
+    out, log, records, _ = call(payload, capsys, capture_on)
     assert log["rows"] == 3
     assert [r["inference_id"] for r in records] == ["SN-A", "req-123:1", "req-123:2"]
     assert [r["probability"] for r in records] == [p["prediction"]["probability"] for p in out["predictions"]]
-    names = handler.MODEL.feature_names
+    names = MODEL.feature_names
     named = [dict(zip(names, row, strict=True)) if isinstance(row, list) else row for row in bare]
     assert [list(r["features"].items()) for r in records] == [[(n, row[n]) for n in names] for row in named]
     assert len({r["timestamp"] for r in records}) == 1  # one request, one time
@@ -165,12 +166,12 @@ def test_out_of_range_names_belong_to_their_row(capture_on, capsys):
     payload = event("batch.json")
     payload["instances"][2]["Sensor_Vibration"] = -5.0
     payload["instances"][2]["Process_Temperature"] = 900.0
-    _, _, records, _ = call(payload, capsys)
+    _, _, records, _ = call(payload, capsys, capture_on)
     assert [r["out_of_range"] for r in records] == [[], [], ["Process_Temperature", "Sensor_Vibration"]]
 
 
 def test_rejected_requests_capture_nothing(capture_on, capsys):
-    out, log, records, _ = call(event("bad_wrong_count.json"), capsys)
+    out, log, records, _ = call(event("bad_wrong_count.json"), capsys, capture_on)
     assert out["statusCode"] == 400
     assert log["outcome"] == "rejected"
     assert records == []
@@ -180,7 +181,7 @@ def test_proxy_events_are_captured_too(capture_on, capsys):
     proxy = event("rest_predict.json")
     body = json.loads(proxy["body"])
     proxy["body"] = json.dumps({"inference_id": "SN-REST", **body})
-    out, _, [record], _ = call(proxy, capsys)
+    out, _, [record], _ = call(proxy, capsys, capture_on)
     assert out["statusCode"] == 200
     assert record["inference_id"] == "SN-REST"
 
@@ -218,7 +219,7 @@ def test_valid_ids(good):
 )
 def test_invalid_single_row_id_is_a_400_naming_the_field(bad, reason, capture_on, capsys):
     payload = {"inference_id": bad, **event("direct_list.json")}
-    out, _, records, _ = call(payload, capsys)
+    out, _, records, _ = call(payload, capsys, capture_on)
     assert out["statusCode"] == 400
     assert reason in out["error"]["message"]
     assert out["error"]["details"] == [{"row": None, "field": "inference_id", "reason": reason}]

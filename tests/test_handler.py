@@ -1,4 +1,5 @@
-"""lambda/handler.py: replays tests/events/, the response contract, errors, logging. numpy + onnxruntime only."""
+"""The serving application (serving/app.py, as lambda/handler.py builds it): replays tests/events/, the response
+contract, errors, logging. numpy + onnxruntime only."""
 
 from __future__ import annotations
 
@@ -6,13 +7,13 @@ import json
 import subprocess
 import sys
 
-import handler
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from runtime.confidence import confidence_rule
-from tests.conftest import EVENTS_DIR, REPO_ROOT, init_handler
+from serving import http
+from tests.conftest import EVENTS_DIR, REPO_ROOT, init_handler, make_app
 
 
 class FakeContext:
@@ -20,9 +21,9 @@ class FakeContext:
     function_name = "diecast-t1-test"
 
 
-def invoke(event):
-    """(status, body dict, is_proxy) whatever the event shape."""
-    out = handler.lambda_handler(event, FakeContext())
+def invoke(event, app=None):
+    """(status, body dict, is_proxy) whatever the event shape; the default application unless told."""
+    out = (app or make_app()).handle(event, FakeContext())
     if "headers" in out:
         assert out["headers"]["Content-Type"] == "application/json"
         return out["statusCode"], json.loads(out["body"]), True
@@ -77,14 +78,16 @@ def test_replay_sample_events(name, status):
 
 
 def assert_row_contract(item):
+    model = make_app().predictor.model
     pred = item["prediction"]
     assert pred["class"] in {"defect", "normal"}
     assert 0.0 <= pred["probability"] <= 1.0
-    assert pred["confidence"] == confidence_rule(handler.MODEL.manifest)(pred["probability"])
-    assert (pred["class"] == "defect") == (pred["probability"] >= handler.MODEL.threshold)
+    rule = confidence_rule(model.threshold, model.manifest.confidence_bands)
+    assert pred["confidence"] == rule(pred["probability"])
+    assert (pred["class"] == "defect") == (pred["probability"] >= model.threshold)
     assert len(item["latent_features"]) == 12
     weights = item["attention_weights"]
-    assert list(weights) == list(handler.MODEL.feature_names)
+    assert list(weights) == list(model.feature_names)
     assert abs(sum(weights.values()) - 1.0) < 1e-5
 
 
@@ -107,10 +110,10 @@ def test_single_row_response_contract_and_shared_fields():
     assert body["processing_time_ms"] > 0
 
 
-def test_handler_agrees_with_the_runtime():
+def test_handler_agrees_with_the_runtime(app):
     event = load_event("direct_list.json")
-    _, body, _ = invoke(event)
-    out = handler.MODEL.predict([event["features"]])
+    _, body, _ = invoke(event, app)
+    out = app.predictor.model.predict([event["features"]])
     assert body["prediction"]["probability"] == pytest.approx(float(out["probability"][0]), abs=0)
     assert body["latent_features"] == pytest.approx(out["latent"][0].tolist(), abs=0)
 
@@ -135,27 +138,25 @@ def test_batch_warnings_name_the_row():
     assert [(w["row"], w["feature"]) for w in body["warnings"]] == [(2, "Sensor_Vibration")]
 
 
-def test_batch_over_the_limit_is_413(monkeypatch):
-    monkeypatch.setattr(handler, "MAX_BATCH_SIZE", 2)
-    status, body, _ = invoke(load_event("batch.json"))
+def test_batch_over_the_limit_is_413():
+    status, body, _ = invoke(load_event("batch.json"), make_app(max_batch_size=2))
     assert status == 413
     assert body["error"]["type"] == "PayloadTooLarge"
 
 
-def test_oversized_body_is_413(monkeypatch):
-    monkeypatch.setattr(handler, "MAX_BODY_BYTES", 100)
-    status, body, proxy = invoke(load_event("rest_predict.json"))
+def test_oversized_body_is_413():
+    status, body, proxy = invoke(load_event("rest_predict.json"), make_app(max_body_bytes=100))
     assert proxy
     assert status == 413
     assert "over 100 bytes" in body["error"]["message"]
 
 
-def test_unexpected_failure_is_a_generic_500_with_the_request_id(monkeypatch, caplog):
+def test_unexpected_failure_is_a_generic_500_with_the_request_id(app, monkeypatch, caplog):
     def boom(X):
         raise RuntimeError("/var/task/secret/path onnxruntime internal detail")
 
-    monkeypatch.setattr(handler.MODEL, "raw_lists", boom)
-    status, body, _ = invoke(load_event("rest_predict.json"))
+    monkeypatch.setattr(app.predictor.model, "raw_lists", boom)
+    status, body, _ = invoke(load_event("rest_predict.json"), app)
     assert status == 500
     assert body["error"]["type"] == "InternalError"
     assert body["error"]["request_id"] == "req-123"
@@ -192,7 +193,7 @@ junk = st.recursive(
     lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=8), inner, max_size=5),
     max_leaves=20,
 )
-feature_names = st.sampled_from([*list(handler.MODEL.feature_names), "features", "instances", "x"])
+feature_names = st.sampled_from([*list(make_app().names), "features", "instances", "x"])
 near_miss = st.one_of(
     st.fixed_dictionaries({"features": junk}),
     st.fixed_dictionaries({"instances": st.lists(junk, max_size=4)}),
@@ -238,7 +239,7 @@ seen = []
 sys.addaudithook(lambda event, args: seen.append((event, str(args[0]) if args else "")))
 sys.path[:0] = ["lambda", "."]
 import handler
-handler.lambda_handler({"features": [float(f["mean"]) for f in handler.MODEL.manifest["features"]]})
+handler.lambda_handler({"features": handler.APP.predictor.model.manifest_means()})
 heavy = [m for m in ("torch", "sklearn", "joblib", "skl2onnx", "onnx", "scipy") if m in sys.modules]
 unpickled = [a for e, a in seen if e == "pickle.find_class"]
 opened = [a for e, a in seen if e == "open" and a.endswith((".pkl", ".pth", ".joblib"))]
@@ -276,19 +277,20 @@ def test_http_statuses_are_decided_by_the_handler_not_the_runtime():
 
     for name in ("InputValidationError", "PayloadTooLargeError", "OutOfEnvelopeError", "NonFiniteOutputError"):
         assert not hasattr(getattr(errors, name), "status_code"), name
-    assert handler._status_of(errors.PayloadTooLargeError("x")) == (413, "PayloadTooLarge")
-    assert handler._status_of(errors.OutOfEnvelopeError("x")) == (422, "ReadingOutOfEnvelope")
-    assert handler._status_of(errors.NonFiniteOutputError("x")) == (422, "NonFiniteOutput")
-    assert handler._status_of(errors.InputValidationError("x")) == (400, "InvalidInput")
-    assert handler._status_of(KeyError("x")) == (500, "InternalError")
+    assert http.status_of(errors.PayloadTooLargeError("x")) == (413, "PayloadTooLarge")
+    assert http.status_of(errors.OutOfEnvelopeError("x")) == (422, "ReadingOutOfEnvelope")
+    assert http.status_of(errors.NonFiniteOutputError("x")) == (422, "NonFiniteOutput")
+    assert http.status_of(errors.InputValidationError("x")) == (400, "InvalidInput")
+    assert http.status_of(KeyError("x")) == (500, "InternalError")
 
 
 @pytest.mark.parametrize("event", ["rest_predict.json", "batch.json"])
-def test_a_non_finite_model_output_is_a_422_never_an_answer(monkeypatch, event):
+def test_a_non_finite_model_output_is_a_422_never_an_answer(app, monkeypatch, event):
     """A NaN latent from the graph, on the single-row path (bound buffers) and the batch path (session.run)."""
     import numpy as np
 
-    run, one = handler.MODEL._run, handler.MODEL._one
+    model = app.predictor.model
+    run, one = model._run, model._one
 
     def poisoned(names, feed, options):
         outs = run(names, feed, options)
@@ -299,9 +301,9 @@ def test_a_non_finite_model_output_is_a_422_never_an_answer(monkeypatch, event):
         bound_run()
         one._outputs[2][:, 3] = np.nan
 
-    monkeypatch.setattr(handler.MODEL, "_run", poisoned)
+    monkeypatch.setattr(model, "_run", poisoned)
     monkeypatch.setattr(one, "_run", poisoned_one)
-    status, body, _ = invoke(load_event(event))
+    status, body, _ = invoke(load_event(event), app)
     assert status == 422
     assert body["error"]["type"] == "NonFiniteOutput"
     assert "nan" not in json.dumps(body).lower()

@@ -14,12 +14,11 @@ import json
 import logging
 import math
 
-import handler
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import EVENTS_DIR
+from tests.conftest import EVENTS_DIR, make_app
 
 EXAMPLES = 220  # per test; 5 generated tests -> 1,100 events, plus the recorded ones
 
@@ -33,12 +32,12 @@ def load(name: str) -> dict:
 
 
 ENVELOPES = ["rest_predict.json", "http_api_predict.json", "function_url_predict.json", "rest_health.json"]
-NAMES = list(handler.MODEL.feature_names)
+NAMES = list(make_app().names)
 GOOD = load("direct_named.json")
 
 
-def _answer(event: object) -> tuple[int, object]:
-    out = handler.lambda_handler(event, Ctx())
+def _answer(event: object, app=None) -> tuple[int, object]:
+    out = (app or make_app()).handle(event, Ctx())
     if "headers" in out:
         return out["statusCode"], json.loads(out["body"])
     return out.get("statusCode", 200), out
@@ -73,9 +72,9 @@ def _prediction_numbers_are_numbers(body: object) -> bool:
     return True
 
 
-def check(event: object) -> None:
+def check(event: object, app=None) -> None:
     try:
-        status, body = _answer(event)
+        status, body = _answer(event, app)
     except Exception as exc:  # the campaign's first property: nothing ever raises
         pytest.fail(f"lambda_handler raised {type(exc).__name__}: {exc}")
     assert status < 500, body
@@ -84,14 +83,14 @@ def check(event: object) -> None:
     if status >= 400:
         assert set(body["error"]) == {"type", "message", "details", "request_id"}
         json.dumps(body["error"]["message"]).encode("utf-8")
-    assert _stable(_answer(GOOD)[1]) == BASELINE, "a good request answered differently after a bad one"
+    assert _stable(_answer(GOOD, app)[1]) == BASELINE, "a good request answered differently after a bad one"
 
 
 @pytest.fixture(params=["INFO", "DEBUG"])
-def log_level(request, monkeypatch):
-    monkeypatch.setattr(handler, "LOG_LEVEL", request.param)
+def log_level(request):
+    """The application at this log level (at DEBUG it logs each rejected payload)."""
     logging.getLogger("diecast").setLevel(request.param)
-    yield request.param
+    yield make_app(log_level=request.param)
     logging.getLogger("diecast").setLevel(logging.INFO)
 
 
@@ -174,13 +173,13 @@ SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=
 @SETTINGS
 @given(payload=direct_payloads)
 def test_direct_invocations(log_level, payload):
-    check(payload)
+    check(payload, log_level)
 
 
 @SETTINGS
 @given(event=proxy_events())
 def test_proxy_events(log_level, event):
-    check(event)
+    check(event, log_level)
 
 
 @SETTINGS
@@ -192,7 +191,7 @@ def test_extreme_readings_never_answer_nan(row):
 
 @pytest.mark.parametrize("name", sorted(p.name for p in EVENTS_DIR.glob("*.json")))
 def test_every_recorded_event(log_level, name):
-    check(load(name))
+    check(load(name), log_level)
 
 
 def test_the_d1_readings_are_refused_not_answered():

@@ -12,6 +12,7 @@ import urllib.request
 import numpy as np
 import pytest
 
+from runtime.contracts import ROLLBACK_P95_MS
 from tests.conftest import REPO_ROOT
 
 sys.path.insert(0, str(REPO_ROOT / "docker"))
@@ -105,7 +106,7 @@ def test_no_setting_within_the_limits_is_no_recommendation():
 
 
 def test_the_default_rule_is_a_wide_margin_under_the_alarm():
-    assert pytest.approx(pt.ALARM_P95_MS / 5) == pt.P95_LIMIT_MS
+    assert pytest.approx(ROLLBACK_P95_MS / 5) == pt.P95_LIMIT_MS
     assert pt.INIT_LIMIT_MS <= 500
 
 

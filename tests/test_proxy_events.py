@@ -1,4 +1,4 @@
-"""lambda/proxy_events.py: routing, body limits, base64, media types and hostile envelope fields, through the handler
+"""serving/http.py: routing, body limits, base64, media types and hostile envelope fields, through the handler
 (the status a client sees) and on the pure functions. numpy + onnxruntime only."""
 
 from __future__ import annotations
@@ -7,11 +7,10 @@ import base64
 import copy
 import json
 
-import handler
-import proxy_events
 import pytest
 
-from tests.conftest import EVENTS_DIR
+from serving import http
+from tests.conftest import EVENTS_DIR, make_app
 
 
 class Ctx:
@@ -26,8 +25,8 @@ REST, HTTP, URL = "rest_predict.json", "http_api_predict.json", "function_url_pr
 GOOD_BODY = envelope(REST)["body"]
 
 
-def call(event: dict) -> tuple[int, dict]:
-    out = handler.lambda_handler(event, Ctx())
+def call(event: dict, app=None) -> tuple[int, dict]:
+    out = (app or make_app()).handle(event, Ctx())
     return out["statusCode"], json.loads(out["body"])
 
 
@@ -110,26 +109,24 @@ def test_a_surrogate_in_the_method_is_a_4xx():
 # --- body size: bytes, not characters; the exact base64 bound --------------------------------------------------
 
 
-def test_the_limit_counts_utf8_bytes_not_characters(monkeypatch):
-    monkeypatch.setattr(handler, "MAX_BODY_BYTES", 1000)
+def test_the_limit_counts_utf8_bytes_not_characters():
     event = envelope(REST)
     event["body"] = '{"x": "' + "\u20ac" * 400 + '"}'  # 408 characters, 1,210 bytes
-    status, body = call(event)
+    status, body = call(event, make_app(max_body_bytes=1000))
     assert status == 413
     assert body["error"]["type"] == "PayloadTooLarge"
 
 
-def test_a_body_of_exactly_the_limit_passes_as_text_and_as_base64(monkeypatch):
+def test_a_body_of_exactly_the_limit_passes_as_text_and_as_base64():
     payload = GOOD_BODY.encode()
     padded = payload + b" " * (3 * 1000 + 1 - len(payload))  # 3001 bytes: base64 needs padding
-    monkeypatch.setattr(handler, "MAX_BODY_BYTES", len(padded))
+    exact = make_app(max_body_bytes=len(padded))
     event = envelope(REST)
     event["body"] = padded.decode()
-    assert call(event)[0] == 200
+    assert call(event, exact)[0] == 200
     event["body"], event["isBase64Encoded"] = base64.b64encode(padded).decode(), True
-    assert call(event)[0] == 200
-    monkeypatch.setattr(handler, "MAX_BODY_BYTES", len(padded) - 1)
-    assert call(event)[0] == 413
+    assert call(event, exact)[0] == 200
+    assert call(event, make_app(max_body_bytes=len(padded) - 1))[0] == 413
 
 
 @pytest.mark.parametrize("flag", ["false", "true", 1, 0, None, [], {}])
@@ -177,17 +174,17 @@ def test_duplicate_json_keys_the_last_one_wins():
 
 
 def test_printable_escapes_what_cannot_be_shown():
-    assert proxy_events.printable("/predict") == "/predict"
-    assert proxy_events.printable("a\ud800b") == "a\\ud800b"
-    assert proxy_events.printable("x" * 500, 10) == "x" * 10
-    assert proxy_events.printable(["/p"]) == "list"
+    assert http.printable("/predict") == "/predict"
+    assert http.printable("a\ud800b") == "a\\ud800b"
+    assert http.printable("x" * 500, 10) == "x" * 10
+    assert http.printable(["/p"]) == "list"
 
 
 def test_routes_are_exactly_the_template_s():
-    assert proxy_events.ROUTES == {"/predict": "POST", "/health": "GET"}
-    assert proxy_events.route_of("GET", "/v2/health", "v2") == "/health"
-    with pytest.raises(proxy_events.RouteNotFoundError):
-        proxy_events.route_of("GET", "/v2/health", "prod")
+    assert http.ROUTES == {"/predict": "POST", "/health": "GET"}
+    assert http.route_of("GET", "/v2/health", "v2") == "/health"
+    with pytest.raises(http.RouteNotFoundError):
+        http.route_of("GET", "/v2/health", "prod")
 
 
 def test_events_are_not_mutated():
@@ -199,5 +196,5 @@ def test_events_are_not_mutated():
 
 def test_the_response_body_is_written_even_when_client_text_cannot_be_encoded():
     """The last line of defence behind the escaping at the source: a lone surrogate anywhere in a body."""
-    text = handler._dumps({"error": {"message": "bad key \ud800", "details": [{"field": "\udfff"}]}})
+    text = http.dumps({"error": {"message": "bad key \ud800", "details": [{"field": "\udfff"}]}})
     assert json.loads(text) == {"error": {"message": "bad key \\ud800", "details": [{"field": "\\udfff"}]}}

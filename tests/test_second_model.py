@@ -1,11 +1,11 @@
-"""A second model in the handler: an A/B split by inference id (option A) and a shadow that never answers. Each test
-loads its own instance of lambda/handler.py with the environment it needs. numpy + onnxruntime only."""
+"""A second model in the serving application: an A/B split by inference id (option A) and a shadow that never
+answers. Each test builds the application with the settings it needs. numpy + onnxruntime only."""
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
+import subprocess
 import sys
 from contextlib import redirect_stdout
 
@@ -15,7 +15,10 @@ import pytest
 import runtime
 from runtime import routing
 from runtime.exceptions import ConfigurationError
-from tests.conftest import EVENTS_DIR, ONNX_DIR, REPO_ROOT, init_handler
+from runtime.manifest import Manifest
+from serving.app import App, check_compatible, register_snapstart_hooks
+from serving.settings import Settings
+from tests.conftest import EVENTS_DIR, ONNX_DIR, REPO_ROOT, init_handler, make_app
 
 SECOND = ONNX_DIR.parent / "v1.1"
 
@@ -24,25 +27,10 @@ class Ctx:
     aws_request_id = "req-ab"
 
 
-def load_handler(monkeypatch, **env: str):
-    """A fresh module instance of the handler, built under ``env`` (INIT runs again)."""
-    for key in ("AB_SPLIT", "SHADOW_MODEL_VERSION", "CAPTURE_PREDICTIONS"):
-        monkeypatch.delenv(key, raising=False)
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("MODEL_PATH", str(ONNX_DIR))
-    name = "handler_" + "_".join(sorted(env)).lower()
-    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "lambda" / "handler.py")
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, name, module)  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-def call(module, event):
+def call(app, event):
     out = io.StringIO()
     with redirect_stdout(out):
-        response = module.lambda_handler(event, Ctx())
+        response = app.handle(event, Ctx())
     return response, [json.loads(line) for line in out.getvalue().splitlines()]
 
 
@@ -70,14 +58,52 @@ def test_the_split_is_deterministic_and_close_to_its_share():
     assert not any(routing.goes_to_b(i, 1e-9) for i in ids[:1000])
 
 
+# Inference id -> arm under AB_SPLIT=v1.1:0.10, computed once with zlib.crc32 and written down: any process, on any
+# day, must route these parts the same way (B when the id's CRC-32 is below 10 % of 2**32).
+PINNED_ARMS = {
+    "SN-00000": "A",
+    "SN-00001": "A",
+    "SN-00003": "B",
+    "SN-00004": "A",
+    "SN-00007": "B",
+    "req-ab:1": "B",
+    "req-ab:3": "A",
+    "部品-8": "B",
+    "Teil-Ü-部品": "A",
+}
+ARMS_SCRIPT = """
+import json, sys
+from runtime import routing
+from serving.settings import Settings
+settings = Settings.from_env({"AB_SPLIT": "v1.1:0.10"})
+ids = json.loads(sys.stdin.read())
+print(json.dumps({i: "B" if routing.goes_to_b(i, settings.ab_share) else "A" for i in ids}))
+"""
+
+
+def test_the_split_routes_pinned_ids_to_the_same_arm_in_every_process():
+    """Two fresh interpreters (each with its own string-hash salt) agree with the pinned arms, id by id."""
+    for seed in ("1", "2"):
+        proc = subprocess.run(
+            [sys.executable, "-c", ARMS_SCRIPT],
+            cwd=REPO_ROOT,
+            input=json.dumps(list(PINNED_ARMS)),
+            env={"PYTHONHASHSEED": seed, "PATH": ""},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert json.loads(proc.stdout) == PINNED_ARMS
+
+
 @pytest.mark.parametrize("value", ["v1.1", "v1.1:0", "v1.1:1", "v1.1:abc", "../v1.1:0.1", ":0.1", "v1.1:-0.2"])
 def test_a_malformed_split_is_refused(value):
     with pytest.raises(ConfigurationError, match="AB_SPLIT must"):
         routing.parse_split(value)
 
 
-def test_ab_rows_are_answered_by_the_model_their_id_picks(monkeypatch, models):
-    handler = load_handler(monkeypatch, AB_SPLIT="v1.1:0.5")
+def test_ab_rows_are_answered_by_the_model_their_id_picks(models):
+    handler = make_app(ab_version="v1.1", ab_share=0.5)
     event = batch(40)
     response, _ = call(handler, event)
     expected = [
@@ -94,8 +120,8 @@ def test_ab_rows_are_answered_by_the_model_their_id_picks(monkeypatch, models):
     assert [p["model_version"] for p in again["predictions"]] == expected
 
 
-def test_a_single_row_names_the_model_that_answered_in_the_response_and_the_capture(monkeypatch, models):
-    handler = load_handler(monkeypatch, AB_SPLIT="v1.1:0.5", CAPTURE_PREDICTIONS="true")
+def test_a_single_row_names_the_model_that_answered_in_the_response_and_the_capture(models):
+    handler = make_app(ab_version="v1.1", ab_share=0.5, capture=True)
     for instance in batch(12)["instances"]:
         response, lines = call(handler, instance)
         version = "v1.1_12D_GB" if routing.goes_to_b(instance["inference_id"], 0.5) else "v1.0_12D_GB"
@@ -105,9 +131,9 @@ def test_a_single_row_names_the_model_that_answered_in_the_response_and_the_capt
         assert record["inference_id"] == instance["inference_id"]
 
 
-def test_the_shadow_never_changes_the_response_and_lands_in_the_capture(monkeypatch, models):
-    plain = load_handler(monkeypatch, CAPTURE_PREDICTIONS="true")
-    shadowed = load_handler(monkeypatch, SHADOW_MODEL_VERSION="v1.1", CAPTURE_PREDICTIONS="true")
+def test_the_shadow_never_changes_the_response_and_lands_in_the_capture(models):
+    plain = make_app(capture=True)
+    shadowed = make_app(shadow_version="v1.1", capture=True)
     event = batch(8)
     base, _ = call(plain, event)
     got, lines = call(shadowed, event)
@@ -128,13 +154,13 @@ def test_the_shadow_never_changes_the_response_and_lands_in_the_capture(monkeypa
 
 
 def test_a_failing_shadow_is_logged_and_counted_never_failing_the_request(monkeypatch, caplog):
-    handler = load_handler(monkeypatch, SHADOW_MODEL_VERSION="v1.1")
+    handler = make_app(shadow_version="v1.1")
     baseline, _ = call(handler, batch(3))
 
     def broken(X):
         raise RuntimeError("shadow session lost")
 
-    monkeypatch.setattr(handler.SHADOW, "raw_predict", broken)
+    monkeypatch.setattr(handler.shadow, "raw_predict", broken)
     response, [log] = call(handler, batch(3))
     for r in (baseline, response):
         r.pop("processing_time_ms")
@@ -160,14 +186,17 @@ def test_an_unknown_or_malformed_second_model_fails_init(variable, value, messag
 
 
 def test_models_that_read_other_features_are_refused_naming_the_difference():
-    primary = json.loads((ONNX_DIR / "manifest.json").read_text())
-    other = json.loads(json.dumps(primary)) | {"version": "v1.1"}
+    data = json.loads((ONNX_DIR / "manifest.json").read_text())
+    primary = Manifest.parse(data)
+    other = json.loads(json.dumps(data)) | {"version": "v1.1"}
     other["features"] = [*other["features"][1:], dict(other["features"][0], name="Sensor_New")]
-    with pytest.raises(ConfigurationError, match=r"missing \['Process_Temperature'\], extra \['Sensor_New'\]"):
-        routing.check_compatible(primary, other, "AB_SPLIT")
-    other["features"] = list(reversed(primary["features"]))
-    with pytest.raises(ConfigurationError, match="the same names in another order"):
-        routing.check_compatible(primary, other, "SHADOW_MODEL_VERSION")
+    with pytest.raises(
+        ConfigurationError, match=r"AB_SPLIT: .*only in v1.0: Process_Temperature.*only in v1.1: Sensor_New"
+    ):
+        check_compatible(primary, Manifest.parse(other), "AB_SPLIT")
+    other["features"] = list(reversed(data["features"]))
+    with pytest.raises(ConfigurationError, match=r"SHADOW_MODEL_VERSION: .*feature order differs from position 0"):
+        check_compatible(primary, Manifest.parse(other), "SHADOW_MODEL_VERSION")
 
 
 def test_snapstart_hooks_warm_before_the_snapshot_and_count_a_restore_as_a_cold_start(monkeypatch):
@@ -179,8 +208,8 @@ def test_snapstart_hooks_warm_before_the_snapshot_and_count_a_restore_as_a_cold_
     fake.register_before_snapshot = hooks["before"].append
     fake.register_after_restore = hooks["after"].append
     monkeypatch.setitem(sys.modules, "snapshot_restore_py", fake)
-    handler = load_handler(monkeypatch)
-    assert handler.SNAPSTART_HOOKS is True
+    handler = App(Settings(model_path=str(ONNX_DIR)))  # a new application: its first request is a cold start
+    assert register_snapstart_hooks(handler) is True
     [before], [after] = hooks["before"], hooks["after"]
     before()  # warms every model's path; must not raise
     _, [first] = call(handler, batch(1)["instances"][0])
@@ -194,4 +223,4 @@ def test_snapstart_hooks_warm_before_the_snapshot_and_count_a_restore_as_a_cold_
 
 def test_without_the_snapstart_runtime_the_hooks_are_a_no_op(monkeypatch):
     monkeypatch.setitem(sys.modules, "snapshot_restore_py", None)  # import fails as it does outside AWS
-    assert load_handler(monkeypatch).SNAPSTART_HOOKS is False
+    assert register_snapstart_hooks(make_app()) is False

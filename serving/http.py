@@ -1,6 +1,7 @@
-"""API Gateway (REST payload 1.0, HTTP API payload 2.0) and Function URL events -> a checked HTTP request.
+"""API Gateway (REST payload 1.0, HTTP API payload 2.0) and Function URL events -> a checked HTTP request, and an
+answer or an error -> the response. Everything here is HTTP: the runtime library knows none of it.
 
-Everything here is HTTP: the runtime library knows none of it. Rules, decided and tested:
+Rules, decided and tested:
 
 - routes are exactly the resources the SAM template declares, ``POST /predict`` and ``GET /health``, optionally
   behind the request's stage prefix (``/prod/predict`` when ``requestContext.stage`` is ``prod``); nothing broader
@@ -12,7 +13,8 @@ Everything here is HTTP: the runtime library knows none of it. Rules, decided an
 - a ``Content-Type`` other than JSON (``application/json`` or ``application/*+json``, any parameters) is a 415;
   no header at all is accepted, as the recorded events have none;
 - duplicate keys in the JSON body: the last one wins (orjson, like most parsers);
-- client text that reaches a message is made printable first (lone surrogates, control characters).
+- client text that reaches a message is made printable first (lone surrogates, control characters);
+- the runtime's errors carry no status: ``status_of`` maps each to one (413, 422, 400; anything else 500).
 """
 
 from __future__ import annotations
@@ -20,10 +22,16 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
-from runtime.exceptions import InputValidationError, PayloadTooLargeError
+from runtime.exceptions import (
+    InputValidationError,
+    NonFiniteOutputError,
+    OutOfEnvelopeError,
+    PayloadTooLargeError,
+)
 
 ROUTES = {"/predict": "POST", "/health": "GET"}
 MAX_SHOWN = 80  # characters of client text quoted in a message
@@ -178,3 +186,58 @@ def request_of(event: dict, limit: int) -> Request:
         return Request(route, None)
     _check_json_media_type(event)
     return Request(route, parse_json(body_bytes(event, limit)))
+
+
+# Exception type -> (HTTP status, error type), most specific first; an HttpError carries its own.
+_STATUS: tuple[tuple[type[Exception], int, str], ...] = (
+    (PayloadTooLargeError, 413, "PayloadTooLarge"),
+    (OutOfEnvelopeError, 422, "ReadingOutOfEnvelope"),
+    (NonFiniteOutputError, 422, "NonFiniteOutput"),
+    (InputValidationError, 400, "InvalidInput"),
+)
+HEADERS = {"Content-Type": "application/json"}
+
+
+def status_of(exc: Exception) -> tuple[int, str]:
+    """(HTTP status, error type) for an exception raised while answering; 500 for anything unexpected."""
+    if isinstance(exc, HttpError):
+        return exc.status, exc.error_type
+    for kind, status, error_type in _STATUS:
+        if isinstance(exc, kind):
+            return status, error_type
+    return 500, "InternalError"
+
+
+def error_body(error_type: str, message: str, details: list[dict], request_id: str) -> dict[str, Any]:
+    return {"error": {"type": error_type, "message": message, "details": details, "request_id": request_id}}
+
+
+def respond(proxy: bool, status: int, body: dict[str, Any], request_id: str) -> dict[str, Any]:
+    """A proxy response (status, headers, JSON body) or, for a direct invocation, the object itself (with
+    ``statusCode`` on errors)."""
+    if proxy:
+        return {"statusCode": status, "headers": {**HEADERS, "X-Request-Id": request_id}, "body": dumps(body)}
+    if status != 200:
+        body["statusCode"] = status
+    return body
+
+
+def dumps(body: dict[str, Any]) -> str:
+    """The response body as JSON text; never raises (client text that reached a message is escaped if need be)."""
+    try:
+        return orjson.dumps(body).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        return orjson.dumps(_printable_tree(body)).decode()
+
+
+def _printable_tree(value: Any, depth: int = 0) -> Any:
+    """A copy of a response fragment whose strings are valid, printable UTF-8 (for the rare client text)."""
+    if depth > 20:
+        return "..."
+    if isinstance(value, str):
+        return printable(value, 1000)
+    if isinstance(value, dict):
+        return {printable(str(k), 200): _printable_tree(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_printable_tree(v, depth + 1) for v in value]
+    return value
