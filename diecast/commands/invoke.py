@@ -7,6 +7,10 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from serving.settings import Settings
 
 HELP = "answer one Lambda event (direct or API Gateway / Function URL) locally and print the response"
 EXTRA = None
@@ -66,7 +70,6 @@ def run(args: argparse.Namespace) -> int:
 def invoke(event: object, model: str | None, quiet_log: bool) -> dict | None:
     """The application's response to ``event`` (a proxy body decoded), or None when it could not start (said on
     stderr). ``model`` is a folder or a version under models_onnx/ (None: the environment's)."""
-    import dataclasses
     import logging
 
     from runtime.exceptions import ConfigurationError, ModelArtifactError
@@ -76,7 +79,7 @@ def invoke(event: object, model: str | None, quiet_log: bool) -> dict | None:
     try:
         settings = Settings.from_env(os.environ)
         if model is not None:
-            settings = dataclasses.replace(settings, **_model_fields(model))
+            settings = _with_model(settings, model)
         logging.basicConfig(stream=sys.stderr, level=getattr(logging, settings.log_level), format="%(message)s")
         app = App(settings, quiet_log=quiet_log)
     except (ConfigurationError, ModelArtifactError) as exc:
@@ -88,10 +91,12 @@ def invoke(event: object, model: str | None, quiet_log: bool) -> dict | None:
     return response
 
 
-def _model_fields(model: str) -> dict[str, str]:
-    """``--model`` as settings: an existing folder is the model path; a version names models_onnx/<version>."""
+def _with_model(settings: Settings, model: str) -> Settings:
+    """``--model`` in the settings: an existing folder is the model path; a version names models_onnx/<version>."""
+    import dataclasses
+
     from runtime.contracts import is_version
 
     if Path(model).is_dir() or not is_version(model):
-        return {"model_path": str(Path(model).resolve())}
-    return {"model_version": model, "model_path": ""}
+        return dataclasses.replace(settings, model_path=str(Path(model).resolve()))
+    return dataclasses.replace(settings, model_version=model, model_path="")
