@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,7 +65,7 @@ def sha256_bytes(blob: bytes) -> str:
     return hashlib.sha256(blob).hexdigest()
 
 
-def serving_fields(manifest: dict[str, Any]) -> dict[str, Any]:
+def serving_fields(manifest: Mapping[str, Any]) -> dict[str, Any]:
     """The part of a manifest that changes an answer: embedded in the graph, compared at load."""
     return {
         "model_version": manifest["model_version"],
@@ -76,7 +77,7 @@ def serving_fields(manifest: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def envelope(manifest: dict[str, Any]) -> tuple[list[float], list[float]]:
+def envelope(manifest: Mapping[str, Any]) -> tuple[list[float], list[float]]:
     """Per feature, the readings the model answers: the training mean +- ``envelope_widths`` training ranges.
 
     The certificate's generated rows reach that far, and the float32 encoder stays finite there; beyond it a
