@@ -4,6 +4,7 @@ contract, errors, logging. numpy + onnxruntime only."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -307,3 +308,20 @@ def test_a_non_finite_model_output_is_a_422_never_an_answer(app, monkeypatch, ev
     assert status == 422
     assert body["error"]["type"] == "NonFiniteOutput"
     assert "nan" not in json.dumps(body).lower()
+
+
+@pytest.mark.parametrize(("model", "version"), [(None, "v1.0_12D_GB"), ("v1.1", "v1.1_12D_GB")])
+def test_invoke_answers_from_any_directory_and_a_400_is_still_an_answer(tmp_path, model, version):
+    """``python lambda/invoke.py`` (``diecast invoke``) outside the repository: the response JSON, exit 0."""
+    command = [sys.executable, str(REPO_ROOT / "lambda" / "invoke.py"), "--quiet-log"]
+    command += ["--model", model] if model else []
+    for name, status in (("rest_predict.json", 200), ("bad_wrong_count.json", 400)):
+        env = {k: v for k, v in os.environ.items() if k not in ("MODEL_PATH", "MODEL_VERSION")}
+        proc = subprocess.run(
+            [*command, str(EVENTS_DIR / name)], cwd=tmp_path, env=env, capture_output=True, text=True, check=False
+        )
+        assert proc.returncode == 0, proc.stderr
+        response = json.loads(proc.stdout)
+        assert response.get("statusCode", 200) == status
+        if status == 200:
+            assert response["body"]["model_version"] == version  # the proxy body comes back decoded
