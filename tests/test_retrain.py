@@ -1,4 +1,4 @@
-"""Retraining as the original process describes (issue 12, part 0): `--reuse-ae` keeps a version's scaler and
+"""Retraining as the original process describes: `--reuse-ae` keeps a version's scaler and
 encoder bit-identical and retrains the GB; `--cv-folds` cross-validates the GB stage; `--search-budget` searches the
 GB's hyperparameters and keeps 200 x depth 6 unless the gain is significant. None of them touches the final model.
 
