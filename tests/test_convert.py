@@ -98,7 +98,7 @@ def test_the_shipped_certificate_covers_every_file_under_two_implementations(man
 def test_manifest_records_the_originals_it_came_from(model):
     from convert.originals import sha256_file
 
-    for name, digest in model.manifest["sources"].items():
+    for name, digest in model.manifest.data["sources"].items():
         assert sha256_file(DEPLOYMENT_DIR / name) == digest, name
 
 

@@ -141,3 +141,29 @@ def test_a_degrading_vacuum_raises_the_vacuum_level_and_the_defect_rate():
     v = dataset.FEATURE_NAMES.index("Process_VacuumLevel")
     assert np.median(X[:, v]) > 1.2 * np.median(base_X[:, v])
     assert y.mean() > base_y.mean() + 0.03
+
+
+def test_diecast_data_check_says_whether_a_csv_is_the_generators(tmp_path, capsys):
+    from diecast import cli
+
+    assert cli.main(["data", "--check"]) == 0
+    assert "identical to the generator's output" in capsys.readouterr().out
+    rows = dataset.DEFAULT_CSV.read_text().splitlines()
+    (tmp_path / "edited.csv").write_text("\n".join([rows[0], *rows[2:]]) + "\n")
+    assert cli.main(["data", "--check", "--out", str(tmp_path / "edited.csv")]) == 1
+    assert "DIFFERS from the generator's output" in capsys.readouterr().out
+
+
+def test_diecast_data_writes_simulated_production_and_never_over_the_embedded_csv(tmp_path, capsys):
+    from diecast import cli
+
+    out = tmp_path / "week5.csv"
+    assert cli.main(["data", "--production", "40", "--vacuum", "0.5", "--out", str(out)]) == 0
+    X, y = load_csv(out)
+    assert X.shape == (40, 30)
+    assert y.shape == (40,)
+    assert f"wrote {out}: 40 rows" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["data", "--production", "40"])
+    assert exit_info.value.code == 2
+    assert "--production writes a new file: give --out" in capsys.readouterr().err
