@@ -118,3 +118,14 @@ def test_training_is_deterministic_on_this_machine(request, reference, tmp_path)
     proc = _train("--version", "v1.0", "--out", str(tmp_path / "again"))
     assert proc.returncode == 0, proc.stderr
     assert _model_file_digests(tmp_path / "again" / "v1.0") == _model_file_digests(trained)
+
+
+def test_on_another_vendor_the_reproduction_skip_names_both_cpus_and_the_kernel_level(reference, monkeypatch):
+    from convert import kernels
+
+    monkeypatch.setattr(kernels, "cpu_description", lambda: "GenuineIntel Intel(R) Xeon(R) Platinum 8488C")
+    same, why = _same_vendor_as_the_shipped_files(reference)
+    assert not same
+    assert reference.metadata["training"]["cpu"] in why
+    assert "GenuineIntel Intel(R) Xeon(R) Platinum 8488C" in why
+    assert f"torch kernels {kernels.requested()}" in why
