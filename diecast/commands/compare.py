@@ -10,19 +10,23 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from types import ModuleType
 
-from compare import defaults as d
 from evaluation.policy import METRICS
 
 HELP = "compare two certified models on the same labelled rows: promote, hold or reject NEW"
 EXTRA = "compare"
 
-EPILOG = f"""\
+EXAMPLES = """\
 examples:
   diecast compare --old v1.0 --new v1.1                      # on the embedded test split
   diecast compare --old v1.0 --new build/retrain/v1.1 --data labelled.csv --out build/compare/v1.1
   diecast compare --old v1.0 --new v1.1 --margin 0.01 --guard f1,recall,fnr
+"""
 
+
+def _epilog(d: ModuleType) -> str:
+    return f"""{EXAMPLES}
 Exit codes: {d.EXIT_PROMOTE} promote, {d.EXIT_HOLD} hold, {d.EXIT_REJECT} reject, {d.EXIT_USAGE} bad arguments,
 unknown or incompatible models, or unusable data (nothing written), 1 unexpected error.
 
@@ -48,11 +52,13 @@ def _share(text: str) -> float:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    from compare import defaults as d  # the F1 floor is runtime.contracts' rollback line
+
     parser.description = (
         "Compare two certified models on the same labelled rows and decide: promote, hold or reject NEW. "
         "Writes compare.json and report.html."
     )
-    parser.epilog = EPILOG
+    parser.epilog = _epilog(d)
     p = parser
     p.add_argument("--old", required=True, help="the serving model: a version under --models-dir, or a folder")
     p.add_argument("--new", required=True, help="the candidate: a version under --models-dir, or a folder")
@@ -108,6 +114,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from compare import defaults as d
     from compare import report
     from compare.comparison import STEPS, Resampling, UsageError, compare
     from compare.contract import IncompatibleModelsError
