@@ -112,7 +112,7 @@ bench-score: $(STAMP) ## batch-scoring throughput at 1 and 2 workers and on loca
 	$(PY) -m benchmarks.score_throughput
 
 clean: ## remove build outputs (keeps .venv)
-	rm -rf build .pytest_cache .ruff_cache .mypy_cache .hypothesis .benchmarks
+	rm -rf build .pytest_cache .ruff_cache .mypy_cache .hypothesis .benchmarks *.egg-info
 
 bench: $(STAMP) ## latency/throughput/cold-start/size benchmarks with CI gates; writes build/bench/
 	@mkdir -p build/bench
