@@ -62,18 +62,24 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
-        """The settings an environment asks for; ``ConfigurationError`` naming the first bad variable."""
+        """The settings an environment asks for; ``ConfigurationError`` naming the first bad variable (checked in
+        field order)."""
+        model_version = _model_version(environ.get("MODEL_VERSION", "v1.0"))
+        log_level = _log_level(environ.get("LOG_LEVEL", "INFO"))
+        max_batch_size = _positive_int(environ, "MAX_BATCH_SIZE", 1000)
+        max_body_bytes = _positive_int(environ, "MAX_BODY_BYTES", 1 << 20)
+        capture = capture_enabled(environ.get(CAPTURE_VAR))
         split = environ.get("AB_SPLIT")
         ab_version, ab_share = routing.parse_split(split) if split else ("", 0.0)
         shadow = environ.get("SHADOW_MODEL_VERSION")
         return cls(
-            model_version=_model_version(environ.get("MODEL_VERSION", "v1.0")),
+            model_version=model_version,
             model_path=environ.get("MODEL_PATH") or "",
-            log_level=_log_level(environ.get("LOG_LEVEL", "INFO")),
-            max_batch_size=_positive_int(environ, "MAX_BATCH_SIZE", 1000),
-            max_body_bytes=_positive_int(environ, "MAX_BODY_BYTES", 1 << 20),
+            log_level=log_level,
+            max_batch_size=max_batch_size,
+            max_body_bytes=max_body_bytes,
             metric_namespace=environ.get("METRIC_NAMESPACE", METRIC_NAMESPACE),
-            capture=capture_enabled(environ.get(CAPTURE_VAR)),
+            capture=capture,
             ab_version=ab_version,
             ab_share=ab_share,
             shadow_version=_shadow_version(shadow) if shadow else "",

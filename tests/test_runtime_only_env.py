@@ -20,6 +20,7 @@ RUNTIME_TESTS = [
     "tests/test_capture.py",
     "tests/test_proxy_events.py",
     "tests/test_hostile.py",
+    "tests/test_second_model.py",
     "tests/test_tamper.py",
 ]
 
