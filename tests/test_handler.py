@@ -325,3 +325,40 @@ def test_invoke_answers_from_any_directory_and_a_400_is_still_an_answer(tmp_path
         assert response.get("statusCode", 200) == status
         if status == 200:
             assert response["body"]["model_version"] == version  # the proxy body comes back decoded
+
+
+def test_settings_read_every_variable_in_one_place():
+    from serving.settings import Settings
+
+    assert Settings.from_env({}) == Settings()
+    environ = {
+        "MODEL_VERSION": "v1.1",
+        "MODEL_PATH": "/opt/model",
+        "LOG_LEVEL": "debug",
+        "MAX_BATCH_SIZE": "10",
+        "MAX_BODY_BYTES": "2048",
+        "METRIC_NAMESPACE": "Elsewhere",
+        "CAPTURE_PREDICTIONS": "TRUE",
+        "AB_SPLIT": "v1.1:0.25",
+        "SHADOW_MODEL_VERSION": "v2.0",
+    }
+    assert Settings.from_env(environ) == Settings(
+        model_version="v1.1",
+        model_path="/opt/model",
+        log_level="DEBUG",
+        max_batch_size=10,
+        max_body_bytes=2048,
+        metric_namespace="Elsewhere",
+        capture=True,
+        ab_version="v1.1",
+        ab_share=0.25,
+        shadow_version="v2.0",
+    )
+    assert Settings(model_version="v1.1").model_dir == str(REPO_ROOT / "models_onnx" / "v1.1")
+    assert Settings(model_path="/opt/model/v1.0").second_model_dir("v1.1") == "/opt/model/v1.1"
+
+
+def test_the_metric_namespace_setting_reaches_the_emf_line(capsys):
+    invoke(load_event("direct_named.json"), make_app(metric_namespace="Elsewhere"))
+    record = json.loads(capsys.readouterr().out)
+    assert record["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Elsewhere"
