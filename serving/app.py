@@ -27,6 +27,7 @@ import orjson
 
 import runtime
 from runtime import capture, routing
+from runtime.contracts import CLASS_NAMES
 from runtime.exceptions import ConfigurationError
 from runtime.manifest import Manifest
 from runtime.predictor import Answer, Predictor, merge
@@ -146,21 +147,21 @@ class App:
         """The response object; under an A/B split each batch row names its model, and a split batch says "mixed"."""
         names = self.names
         if not batch:
-            p = answer.probability[0]
+            cls = CLASS_NAMES[answer.label[0]]
             body: dict[str, Any] = {
-                "prediction": {"class": answer.class_name(0), "probability": p, "confidence": answer.confidence[0]},
+                "prediction": {"class": cls, "probability": answer.probability[0], "confidence": answer.confidence[0]},
                 "latent_features": answer.latent[0],
                 "attention_weights": dict(zip(names, answer.attention[0], strict=True)),
             }
         else:
             rows = [
                 {
-                    "prediction": {"class": answer.class_name(i), "probability": p, "confidence": band},
+                    "prediction": {"class": CLASS_NAMES[label], "probability": p, "confidence": band},
                     "latent_features": latent,
                     "attention_weights": dict(zip(names, attention, strict=True)),
                 }
-                for i, (p, band, latent, attention) in enumerate(
-                    zip(answer.probability, answer.confidence, answer.latent, answer.attention, strict=True)
+                for p, label, band, latent, attention in zip(
+                    answer.probability, answer.label, answer.confidence, answer.latent, answer.attention, strict=True
                 )
             ]
             if versions:
