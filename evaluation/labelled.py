@@ -56,9 +56,22 @@ def _label(path: Path, text: str, row: int) -> int:
 
 
 def read_labelled(path: Path, features: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """``(X, y, types)`` of a labelled CSV: X (n, len(features)) float64 in ``features`` order, y (n,) int64,
-    types (n,) str when the file has a ``defect_type`` column. Empty lines are skipped; ``DataValidationError``
-    names the first problem."""
+    """Read a labelled CSV and check it: the columns, finite numbers, 0/1 labels. Extra columns and empty lines are
+    skipped; ``DataValidationError`` names the first problem.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+    features : sequence of str
+        The feature columns to read, in the order wanted (a model's manifest order, or the training schema's).
+
+    Returns
+    -------
+    X : (n, len(features)) numpy.ndarray of float64
+    y : (n,) numpy.ndarray of int64, 0/1
+    types : (n,) numpy.ndarray of str, or None
+        The ``defect_type`` column, None when the file has none.
+    """
     path = Path(path)
     if not path.is_file():
         raise DataValidationError(f"{path}: no such file")

@@ -46,14 +46,34 @@ class Scores:
 
 
 def share(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    """num / den elementwise, NaN where den is 0 (e.g. a resample without defects has no recall)."""
+    """``num / den`` elementwise, NaN where ``den`` is 0 (a resample without defects has no recall).
+
+    Parameters
+    ----------
+    num, den : array_like of float, one shape (or broadcastable)
+
+    Returns
+    -------
+    numpy.ndarray of float64, the broadcast shape
+    """
     num, den = np.asarray(num, dtype=np.float64), np.asarray(den, dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, int]:
-    """Counts of the four cells of (n,) 0/1 truth against (n,) 0/1 predictions."""
+    """The four confusion cells.
+
+    Parameters
+    ----------
+    y_true, y_pred : (n,) array_like of 0/1 (or bool)
+        The labels and the predictions of the same rows.
+
+    Returns
+    -------
+    dict
+        ``{"tp", "fp", "tn", "fn"}``: int counts.
+    """
     y_true, y_pred = np.asarray(y_true).astype(bool), np.asarray(y_pred).astype(bool)
     return {
         "tp": int(np.sum(y_true & y_pred)),
@@ -64,7 +84,18 @@ def confusion(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, int]:
 
 
 def rates(tp: np.ndarray, fp: np.ndarray, tn: np.ndarray, fn: np.ndarray) -> dict[str, np.ndarray]:
-    """The six ``RATES`` from confusion counts (arrays of any one shape, float64); NaN where a denominator is 0."""
+    """The six ``RATES`` from confusion counts; NaN where a denominator is 0.
+
+    Parameters
+    ----------
+    tp, fp, tn, fn : array_like of float, one shape
+        Counts, e.g. (B,) over B resamples.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        ``{"f1", "precision", "recall", "accuracy", "fpr", "fnr"}``, each float64 of the counts' shape.
+    """
     return {
         "f1": share(2 * tp, 2 * tp + fp + fn),
         "precision": share(tp, tp + fp),
@@ -76,11 +107,22 @@ def rates(tp: np.ndarray, fp: np.ndarray, tn: np.ndarray, fn: np.ndarray) -> dic
 
 
 def weighted_auc(w: np.ndarray, y: np.ndarray, score: np.ndarray) -> np.ndarray:
-    """ROC-AUC of ``score`` (n,) under each row of weights ``w`` (B, n) -> (B,) float64.
+    """ROC-AUC under each row of weights, for all rows in one pass (the bootstrap's B resamples).
 
     The Mann-Whitney statistic with ties counted half: each row equals scikit-learn's
-    ``roc_auc_score(y, score, sample_weight=row)``, for all B rows in one pass (the bootstrap's B resamples).
-    NaN for a row whose weights leave one class only.
+    ``roc_auc_score(y, score, sample_weight=w[b])``, which takes one weight vector per call.
+
+    Parameters
+    ----------
+    w : (B, n) array_like of float
+        Row weights: how often each row counts in each of B resamples (a row of ones is the sample itself).
+    y : (n,) array_like of 0/1
+    score : (n,) array_like of float
+
+    Returns
+    -------
+    (B,) numpy.ndarray of float64
+        NaN where a row of weights leaves one class only.
     """
     score = np.asarray(score, dtype=np.float64)
     order = np.argsort(score, kind="stable")
@@ -94,7 +136,18 @@ def weighted_auc(w: np.ndarray, y: np.ndarray, score: np.ndarray) -> np.ndarray:
 
 
 def roc_auc(y: np.ndarray, score: np.ndarray) -> float | None:
-    """ROC-AUC of (n,) scores against (n,) 0/1 truth; None when the rows hold one class only."""
+    """ROC-AUC of the rows themselves.
+
+    Parameters
+    ----------
+    y : (n,) array_like of 0/1
+    score : (n,) array_like of float
+
+    Returns
+    -------
+    float or None
+        None when the rows hold one class only.
+    """
     y = np.asarray(y) == 1
     if y.all() or not y.any():
         return None
@@ -102,7 +155,18 @@ def roc_auc(y: np.ndarray, score: np.ndarray) -> float | None:
 
 
 def hanley_mcneil(auc: float, n_pos: int, n_neg: int) -> float:
-    """Standard error of ROC-AUC (Hanley & McNeil 1982), used where resampling every row costs too much."""
+    """Standard error of ROC-AUC (Hanley & McNeil 1982), used where resampling every row costs too much.
+
+    Parameters
+    ----------
+    auc : float
+    n_pos, n_neg : int
+        Defects and normal parts among the rows.
+
+    Returns
+    -------
+    float
+    """
     q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
     var = (auc * (1 - auc) + (n_pos - 1) * (q1 - auc * auc) + (n_neg - 1) * (q2 - auc * auc)) / (n_pos * n_neg)
     return math.sqrt(max(var, 0.0))
@@ -112,7 +176,21 @@ def hanley_mcneil(auc: float, n_pos: int, n_neg: int) -> float:
 
 
 def resample_weights(n: int, rounds: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
-    """Bootstrap weights in blocks of (b, n) float64: how many times each row is drawn in each resample of n rows."""
+    """Bootstrap resamples of n rows, as weights: how many times each row is drawn in each resample.
+
+    Parameters
+    ----------
+    n : int
+        Rows; each resample draws n of them with replacement.
+    rounds : int
+        Resamples in all.
+    rng : numpy.random.Generator
+
+    Yields
+    ------
+    (b, n) numpy.ndarray of float64
+        Blocks of b resamples, ``CELLS_PER_BLOCK`` weights at most, ``rounds`` resamples together.
+    """
     block = max(1, CELLS_PER_BLOCK // max(n, 1))
     for start in range(0, rounds, block):
         b = min(block, rounds - start)
@@ -121,16 +199,38 @@ def resample_weights(n: int, rounds: int, rng: np.random.Generator) -> Iterator[
 
 
 def resample_cells(counts: np.ndarray, rounds: int, rng: np.random.Generator) -> np.ndarray:
-    """(rounds, k) float64 resampled counts of k cells holding ``counts`` (k,) rows: the cells of ``rounds``
-    resamples of the rows."""
+    """The cells' counts in each of ``rounds`` resamples of the rows they hold (a multinomial draw of n over them).
+
+    Parameters
+    ----------
+    counts : (k,) array_like of int
+        Rows in each cell, n in all (n > 0).
+    rounds : int
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    (rounds, k) numpy.ndarray of float64
+    """
     counts = np.asarray(counts, dtype=np.float64)
     n = int(counts.sum())
     return rng.multinomial(n, counts / n, size=rounds).astype(np.float64)
 
 
 def interval(samples: np.ndarray, level: float = CONFIDENCE) -> list[float] | None:
-    """The two-sided percentile interval of bootstrap ``samples``, undefined (NaN) resamples left out; None when
-    none is defined."""
+    """The two-sided percentile interval of bootstrap samples, undefined (NaN) resamples left out.
+
+    Parameters
+    ----------
+    samples : (B,) array_like of float
+    level : float
+        Two-sided level, e.g. 0.95.
+
+    Returns
+    -------
+    [lo, hi] or None
+        None when no resample defines the quantity.
+    """
     samples = np.asarray(samples, dtype=np.float64)
     samples = samples[np.isfinite(samples)]
     if not samples.size:
@@ -155,9 +255,22 @@ def quality(
     level: float = CONFIDENCE,
     seed: int = SEED,
 ) -> dict:
-    """Confusion cells, the six rates and ROC-AUC of (n,) predictions against (n,) 0/1 truth, each with its interval.
+    """Confusion cells, the six rates and ROC-AUC of one model on labelled rows, each with its interval.
 
-    Returns ``{rate: value, "roc_auc", "labelled", "confusion", "ci": {metric: [lo, hi] | None}}``.
+    Parameters
+    ----------
+    y_true : (n,) array_like of 0/1
+    proba : (n,) array_like of float
+        P(defect).
+    y_pred : (n,) array_like of 0/1
+    rounds, level, seed
+        The resampling policy (``evaluation.policy``).
+
+    Returns
+    -------
+    dict
+        ``{rate: float | None for RATES, "roc_auc": float | None, "labelled": n, "confusion": {...},
+        "ci": {metric: [lo, hi] | None}}``; ``ci`` is empty for no rows.
     """
     cells = confusion(y_true, y_pred)
     n = sum(cells.values())
@@ -193,15 +306,40 @@ def _auc_interval(
 
 
 def defect_types(y: np.ndarray, types: np.ndarray | None) -> list[str]:
-    """The defect types that occur among the defects, sorted; none when the data has no type column."""
+    """The defect types that occur among the defects, sorted.
+
+    Parameters
+    ----------
+    y : (n,) numpy.ndarray of 0/1
+    types : (n,) numpy.ndarray of str, or None
+        None when the data has no type column (then no types).
+
+    Returns
+    -------
+    list of str
+    """
     if types is None:
         return []
     return sorted(set(types[y == 1].tolist()) - NO_TYPE)
 
 
 def metric_arrays(w: np.ndarray, y: np.ndarray, s: Scores, types: np.ndarray | None) -> dict[str, np.ndarray]:
-    """Each of ``METRICS`` under each row of weights ``w`` (B, n): {name: (B,) float64}; per-type recall as
-    ``recall:<type>``."""
+    """Each of ``METRICS``, and the recall of each defect type, under each row of weights.
+
+    Parameters
+    ----------
+    w : (B, n) numpy.ndarray of float
+        Row weights (``resample_weights``; a row of ones is the sample itself).
+    y : (n,) numpy.ndarray of 0/1
+    s : Scores
+        One model's outputs on the same rows.
+    types : (n,) numpy.ndarray of str, or None
+
+    Returns
+    -------
+    dict of str to (B,) numpy.ndarray of float64
+        ``METRICS`` in order, then ``recall:<type>`` per defect type.
+    """
     positive, predicted = y == 1, s.label == 1
     tp, fp = w @ (positive & predicted), w @ (~positive & predicted)
     fn, tn = w @ (positive & ~predicted), w @ (~positive & ~predicted)
@@ -226,11 +364,25 @@ def paired_bootstrap(
     level: float = CONFIDENCE,
     seed: int = SEED,
 ) -> dict[str, dict]:
-    """Point estimates and intervals for both models, their difference (NEW - OLD) and their agreement.
+    """Point estimates and intervals for two models, their difference (NEW - OLD) and their agreement.
 
     Both models are scored under the same resample weights, so a difference is paired resample by resample and its
-    interval reflects the correlation between the two models' errors. Returns ``{"old": {metric: {"value", "ci"}},
-    "new": {...}, "difference": {...}, "agreement": {"value", "ci"}}``, metric names as in ``metric_arrays``.
+    interval reflects the correlation between the two models' errors.
+
+    Parameters
+    ----------
+    y : (n,) numpy.ndarray of 0/1
+    old, new : Scores
+        The two models' outputs on the same rows.
+    types : (n,) numpy.ndarray of str, or None
+    rounds, level, seed
+        The resampling policy (``evaluation.policy``).
+
+    Returns
+    -------
+    dict
+        ``{"old": {metric: {"value", "ci"}}, "new": {...}, "difference": {...}, "agreement": {"value", "ci"}}``,
+        metric names as in ``metric_arrays``.
     """
     ones = np.ones((1, len(y)))
     point_old, point_new = metric_arrays(ones, y, old, types), metric_arrays(ones, y, new, types)
@@ -262,10 +414,21 @@ def paired_f1_difference(
     level: float = CONFIDENCE,
     seed: int = SEED,
 ) -> dict:
-    """F1(b) - F1(a) of two (n,) 0/1 predictions on the same labelled rows, with its paired interval:
-    ``{"value", "ci"}``.
+    """F1(b) - F1(a) of two models on the same labelled rows, with its paired interval.
 
     The rows are resampled jointly through the eight (truth, a, b) cells, which keeps the pairing.
+
+    Parameters
+    ----------
+    y_true, a, b : (n,) array_like of 0/1
+        The labels and the two models' predictions.
+    rounds, level, seed
+        The resampling policy (``evaluation.policy``).
+
+    Returns
+    -------
+    dict
+        ``{"value": float | None, "ci": [lo, hi] | None}``.
     """
     y, a, b = (np.asarray(v).astype(np.int64) for v in (y_true, a, b))
     cells = np.bincount(4 * y + 2 * a + b, minlength=8).astype(np.float64)
@@ -290,11 +453,20 @@ def _f1_difference(cells: np.ndarray) -> np.ndarray:
 
 
 def mcnemar(y: np.ndarray, first: np.ndarray, second: np.ndarray) -> dict:
-    """McNemar's exact test of two (n,) 0/1 predictions on the rows where exactly one is right.
+    """McNemar's exact test on the rows where exactly one of two models is right.
 
-    ``b``: rows only ``first`` gets right; ``c``: rows only ``second`` does. Under "equally accurate"
-    b ~ Binomial(b + c, 1/2): the two-sided exact p-value is scipy's ``binomtest`` (statsmodels'
-    ``mcnemar(exact=True)`` gives the same). With no such rows there is no evidence either way: p = 1.
+    Under "equally accurate" b ~ Binomial(b + c, 1/2): the two-sided exact p-value is scipy's ``binomtest``
+    (statsmodels' ``mcnemar(exact=True)`` gives the same). With no such rows there is no evidence either way: p = 1.
+
+    Parameters
+    ----------
+    y, first, second : (n,) array_like of 0/1
+        The labels and the two models' predictions.
+
+    Returns
+    -------
+    dict
+        ``{"b": rows only first gets right, "c": rows only second gets right, "p_value": float}``.
     """
     y = np.asarray(y).astype(bool)
     right_first, right_second = np.asarray(first).astype(bool) == y, np.asarray(second).astype(bool) == y
@@ -304,8 +476,19 @@ def mcnemar(y: np.ndarray, first: np.ndarray, second: np.ndarray) -> dict:
 
 
 def wilson(successes: int, n: int, level: float = CONFIDENCE) -> list[float] | None:
-    """Wilson score interval of a share (None for n = 0): unlike the normal one it stays inside [0, 1] and is honest
-    near 0 or 1, where an agreement rate lives."""
+    """Wilson score interval of a share: unlike the normal one it stays inside [0, 1] and is honest near 0 or 1,
+    where an agreement rate lives (scipy's ``proportion_ci(method="wilson")``).
+
+    Parameters
+    ----------
+    successes, n : int
+    level : float
+
+    Returns
+    -------
+    [lo, hi] or None
+        None for n = 0.
+    """
     if n == 0:
         return None
     ci = sps.binomtest(successes, n).proportion_ci(confidence_level=level, method="wilson")
@@ -316,10 +499,23 @@ def wilson(successes: int, n: int, level: float = CONFIDENCE) -> list[float] | N
 
 
 def reference_bins(quantiles: np.ndarray, bins: int = PSI_BINS) -> tuple[np.ndarray, np.ndarray]:
-    """(interior edges, expected shares) of the training distribution's ``bins`` quantile bins.
+    """The training distribution's quantile bins: (-inf, e1], (e1, e2], ..., (ek, inf) at its deciles.
 
-    Bins are (-inf, e1], (e1, e2], ..., (ek, inf) at the training deciles. Equal edges (a point mass, e.g. a
-    clipped reading) merge their bins, the merged bin expecting the shares of all of them.
+    Equal edges (a point mass, e.g. a clipped reading) merge their bins, the merged bin expecting the shares of all
+    of them.
+
+    Parameters
+    ----------
+    quantiles : (101,) array_like of float
+        The 0th..100th percentiles, non-decreasing.
+    bins : int
+
+    Returns
+    -------
+    edges : (k,) numpy.ndarray of float64
+        The distinct interior edges, increasing (k <= bins - 1).
+    expected : (k + 1,) numpy.ndarray of float64
+        Each bin's training share; they sum to 1.
     """
     step = (len(quantiles) - 1) // bins
     edges = np.asarray(quantiles[step:-1:step], dtype=np.float64)
@@ -330,9 +526,20 @@ def reference_bins(quantiles: np.ndarray, bins: int = PSI_BINS) -> tuple[np.ndar
 
 
 def psi(values: np.ndarray, quantiles: np.ndarray, bins: int = PSI_BINS) -> float | None:
-    """Population stability index of (n,) ``values`` against the training quantile bins (None for no values).
+    """Population stability index against the training quantile bins.
 
     PSI = sum over bins of (a - e) * ln(a / e), shares a (actual) and e (expected) floored at ``PSI_FLOOR``.
+
+    Parameters
+    ----------
+    values : (n,) array_like of float
+    quantiles : (101,) array_like of float
+    bins : int
+
+    Returns
+    -------
+    float or None
+        None for no values.
     """
     values = np.asarray(values, dtype=np.float64)
     if values.size == 0:
@@ -345,18 +552,38 @@ def psi(values: np.ndarray, quantiles: np.ndarray, bins: int = PSI_BINS) -> floa
 
 
 def reference_cdf(quantiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Knots (x, F(x)) of the training CDF, linear between percentiles; a repeated value takes its largest F."""
+    """The training CDF's knots, linear between percentiles; a repeated value takes its largest F.
+
+    Parameters
+    ----------
+    quantiles : (101,) array_like of float
+
+    Returns
+    -------
+    x, F : (k,) numpy.ndarray of float64
+        Distinct values, increasing, and F(x) at each.
+    """
     probs = np.linspace(0.0, 1.0, len(quantiles))
     x, last = np.unique(np.asarray(quantiles, dtype=np.float64)[::-1], return_index=True)
     return x, probs[::-1][last]
 
 
 def ks(values: np.ndarray, quantiles: np.ndarray) -> tuple[float, float] | None:
-    """One-sample Kolmogorov-Smirnov test of (n,) ``values`` against the training CDF: (statistic D, p-value).
+    """One-sample Kolmogorov-Smirnov test against the training CDF (scipy's ``ks_1samp``).
 
     The p-value treats the reference as exact (it is an estimate from the training split, so small p-values on large
     windows are common: PSI decides). It is the exact distribution up to ``KS_EXACT_MAX`` rows and Kolmogorov's
     limit above, where the two agree to many digits.
+
+    Parameters
+    ----------
+    values : (n,) array_like of float
+    quantiles : (101,) array_like of float
+
+    Returns
+    -------
+    (statistic D, p-value) or None
+        None for no values.
     """
     values = np.asarray(values, dtype=np.float64)
     if values.size == 0:

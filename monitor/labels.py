@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from monitor import constants as C
+from monitor.clock import parse_utc
 from monitor.exceptions import MonitorInputError
-from monitor.manifest import parse_utc
 
 REQUIRED = ("inference_id", "defect")
 OPTIONAL = ("defect_type", "inspected_at")

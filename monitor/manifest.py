@@ -9,11 +9,12 @@ predicted probability on the held-out validation + test split).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
+from monitor.clock import parse_utc
 from monitor.exceptions import ManifestError
 from runtime.exceptions import ModelArtifactError
 from runtime.manifest import FILE, Manifest
@@ -21,6 +22,8 @@ from runtime.manifest import FILE, Manifest
 N_QUANTILES = 101
 FIX = "re-run `make convert` for this version (it writes the monitoring fields)"
 MONITORING_FIELDS = ("trained_at", "prediction_quantiles")
+
+__all__ = ["ModelReference", "load_reference", "parse_utc"]
 
 
 @dataclass(frozen=True)
@@ -37,12 +40,6 @@ class ModelReference:
     train_max: np.ndarray  # (n_features,) float64
     quantiles: np.ndarray  # (n_features, 101) float64, each row non-decreasing
     prediction_quantiles: np.ndarray  # (101,) float64
-
-
-def parse_utc(text: str) -> datetime:
-    """ISO 8601 -> aware UTC datetime; a time without an offset is taken as UTC."""
-    stamp = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
-    return stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
 
 
 def _quantiles(value: object, where: str, path: Path) -> np.ndarray:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from monitor import constants as C
+from monitor.clock import parse_utc
 
 HELP = "judge a served model on its captures and labels: ok, retrain or rollback"
 EXTRA = "monitor"
@@ -54,8 +55,6 @@ def parse_window(text: str) -> timedelta:
 
 def parse_as_of(text: str) -> datetime:
     """ISO 8601 or ``now`` -> an aware UTC datetime; argparse's error otherwise."""
-    from monitor.manifest import parse_utc
-
     if text == "now":
         return datetime.now(UTC)
     try:
