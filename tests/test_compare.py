@@ -163,6 +163,43 @@ def test_embedded_split_rows_equal_convert_train_split(dataset_xy):
     assert set(rows.types[rows.y == 0]) == {"none"}
 
 
+@pytest.mark.convert
+def test_the_labelled_reader_reads_and_refuses_as_training_does(tmp_path):
+    from convert import dataset
+    from evaluation.labelled import read_labelled
+
+    X, y = dataset.load_csv(dataset.DEFAULT_CSV)
+    X2, y2, types = read_labelled(dataset.DEFAULT_CSV, dataset.FEATURE_NAMES)
+    assert np.array_equal(X, X2)
+    assert np.array_equal(y, y2)
+    assert types is not None
+    lines = DATA_CSV.read_text().splitlines()[:6]
+    broken = {
+        "word": [*lines[:3], "", lines[3].replace(lines[3].split(",")[2], "fast", 1)],
+        "short": [*lines[:2], lines[2].rsplit(",", 1)[0]],
+        "label": [lines[0], lines[1].rsplit(",", 2)[0] + ",2," + lines[1].rsplit(",", 1)[1]],
+    }
+    for name, rows in broken.items():
+        path = tmp_path / f"{name}.csv"
+        path.write_text("\n".join(rows) + "\n")
+        with pytest.raises(dataset.DataValidationError) as training:
+            dataset.load_csv(path)
+        with pytest.raises(data.DataValidationError) as comparing:
+            read_labelled(path, dataset.FEATURE_NAMES)
+        assert str(comparing.value) == str(training.value), name
+
+
+def test_the_comparison_resamples_under_the_one_policy():
+    from evaluation import policy
+
+    assert (defaults.BOOTSTRAP_ROUNDS, defaults.SEED, defaults.CONFIDENCE) == (
+        policy.RESAMPLES,
+        policy.SEED,
+        policy.CONFIDENCE,
+    )
+    assert stats.METRICS == policy.METRICS
+
+
 def manifest():
     return json.loads((ONNX_DIR / "manifest.json").read_text())
 
