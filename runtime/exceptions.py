@@ -1,4 +1,4 @@
-"""Errors raised by the serving path. They say what is wrong; the Lambda layer alone decides HTTP status codes."""
+"""Errors raised by the serving path. They say what is wrong; serving/http.py alone decides HTTP status codes."""
 
 from __future__ import annotations
 
