@@ -112,6 +112,6 @@ def require() -> str:
     if got != LEVELS[name].torch_reports:
         raise KernelPinError(
             f"torch runs {got} kernels, not the pinned {name} (was torch imported before the convert package?); "
-            "run training and conversion as python -m convert..."
+            "run training and conversion as diecast train and diecast convert"
         )
     return name

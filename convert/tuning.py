@@ -1,4 +1,4 @@
-"""Cross-validation and a budgeted hyperparameter search for the GB stage (``python -m convert.train``).
+"""Cross-validation and a budgeted hyperparameter search for the GB stage (``diecast train``).
 
 What is cross-validated is the GB stage exactly as training ships it, on fixed features (the 30 scaled readings
 + the 12 latents of the frozen encoder): a GB on a stratified inner training part, its decision threshold picked

@@ -36,8 +36,8 @@ def fused(reference, fields):
 
 @pytest.fixture(scope="module")
 def rows(reference, fields):
-    from convert.pipeline import sources
     from convert.dataset import DEFAULT_CSV
+    from convert.pipeline import sources
 
     return sources(reference, DEFAULT_CSV, FUZZ, fields)
 

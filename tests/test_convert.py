@@ -129,9 +129,9 @@ def test_the_graph_has_a_dynamic_batch_and_matches_torch_at_batch_1_and_7(refere
     import onnxruntime as ort
     import torch
 
-    from convert.pipeline import export_graph
     from convert.manifest import fields
     from convert.model import LATENT_DIM, feature_attention
+    from convert.pipeline import export_graph
 
     proto = export_graph(reference, fields(reference, "v1.0", LATENT_DIM))
     assert len(proto.graph.node) <= 40  # the straight torch export had 65
