@@ -39,7 +39,7 @@ def side_by_side(old: Model, new: Model, X: np.ndarray, rounds: int, warmup: int
     rows = [np.ascontiguousarray(X[i : i + 1]) for i in range(min(len(X), 256))]
     ns = _time_rounds(old, new, rows, rounds, warmup)
     us = ns / 1e3
-    summary = {
+    summary: dict = {
         name: {"median_us": float(np.median(us[:, k])), "p90_us": float(np.percentile(us[:, k], 90))}
         for k, name in ((0, "old"), (1, "new"))
     }

@@ -274,14 +274,15 @@ def quality(
     """
     cells = confusion(y_true, y_pred)
     n = sum(cells.values())
-    point = {k: _finite(float(v)) for k, v in rates(*(float(cells[c]) for c in ("tp", "fp", "tn", "fn"))).items()}
+    counts = np.array([cells["tp"], cells["fp"], cells["tn"], cells["fn"]], dtype=np.float64)
+    point = {k: _finite(float(v)) for k, v in rates(*counts).items()}
     auc = roc_auc(y_true, proba)
     out: dict = {**point, "roc_auc": _finite(auc), "labelled": n, "confusion": cells}
     if n == 0:
         out["ci"] = {}
         return out
     rng = np.random.default_rng(seed)
-    draws = resample_cells(np.array([cells["tp"], cells["fp"], cells["tn"], cells["fn"]]), rounds, rng)
+    draws = resample_cells(counts, rounds, rng)
     boot = rates(*draws.T)
     ci: dict = {name: interval(boot[name], level) for name in RATES}
     ci["roc_auc"] = _auc_interval(y_true, proba, rounds, level, rng) if out["roc_auc"] is not None else None

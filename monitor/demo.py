@@ -32,6 +32,10 @@ import numpy as np
 import orjson
 
 if TYPE_CHECKING:
+    import duckdb
+
+    from monitor.manifest import ModelReference
+    from monitor.run import Result
     from serving.app import App
 
 REPO = Path(__file__).resolve().parent.parent
@@ -133,7 +137,7 @@ def _fired(report: dict) -> str:
     return ", ".join(k for k, t in report["triggers"].items() if t["fired"]) or "-"
 
 
-def weekly_table(con, ref, inputs: dict) -> list[dict]:  # type: ignore[no-untyped-def]
+def weekly_table(con: duckdb.DuckDBPyConnection, ref: ModelReference, inputs: dict) -> list[Result]:
     """The monitor as of each week's end; prints one line a week and returns the reports."""
     from monitor.analysis import Options
     from monitor.run import analyse
