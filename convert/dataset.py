@@ -28,13 +28,13 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from convert import defaults
+from evaluation.labelled import LABEL_COLUMN, TYPE_COLUMN, DataValidationError, read_labelled  # noqa: F401  (re-exported: what training raises)
 
 REPO_ROOT = defaults.REPO_ROOT
 DATA_DIR = defaults.DATA_DIR
@@ -46,8 +46,6 @@ SEED = 20240611
 TARGET_DEFECT_RATE = 0.224
 MISS_RATE = 0.03  # defects passed at inspection
 SCRAP_RATE = 0.012  # good parts scrapped at inspection
-LABEL_COLUMN = "defect"
-TYPE_COLUMN = "defect_type"
 
 
 @dataclass(frozen=True)
@@ -104,10 +102,6 @@ DEFECT_TYPES: tuple[str, ...] = (
     "die_soldering",
     "hot_tear",
 )
-
-
-class DataValidationError(ValueError):
-    """A training CSV does not match the schema; the message names the column and, where known, the row."""
 
 
 def _z(values: np.ndarray, mean: float, std: float) -> np.ndarray:
@@ -344,63 +338,13 @@ def schema() -> dict:
 
 
 def load_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Read a training CSV and check it against the schema.
+    """Read a training CSV and check it against the schema (``evaluation.labelled``, the one reader of labelled rows).
 
     Returns ``X`` (n, 30) float64 in ``FEATURE_NAMES`` order and ``y`` (n,) int64. Extra columns are
     ignored. Raises ``DataValidationError`` naming the column (and the 1-based data row) on any problem.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DataValidationError(f"{path}: no such file")
-    with path.open(newline="") as fh:
-        reader = csv.reader(fh)
-        try:
-            header = next(reader)
-        except StopIteration:
-            raise DataValidationError(f"{path}: the file is empty; expected a header row") from None
-        header = [h.strip() for h in header]
-        required = [*FEATURE_NAMES, LABEL_COLUMN]
-        missing = sorted(set(required) - set(header))
-        if missing:
-            shown = ", ".join(missing[:10]) + (f" (+{len(missing) - 10} more)" if len(missing) > 10 else "")
-            raise DataValidationError(f"{path}: missing column(s): {shown}")
-        dupes = sorted({h for h in header if header.count(h) > 1 and h in required})
-        if dupes:
-            raise DataValidationError(f"{path}: duplicated column(s): {', '.join(dupes)}")
-        idx = [header.index(name) for name in required]
-        rows: list[list[float]] = []
-        labels: list[int] = []
-        for line_no, cells in enumerate(reader, start=1):
-            if not cells:
-                continue
-            if len(cells) != len(header):
-                raise DataValidationError(f"{path}: row {line_no} has {len(cells)} cells, the header has {len(header)}")
-            values = []
-            for name, i in zip(FEATURE_NAMES, idx[:-1], strict=True):
-                values.append(_parse_number(path, cells[i], name, line_no))
-            label_cell = cells[idx[-1]].strip()
-            if label_cell not in {"0", "1", "0.0", "1.0"}:
-                raise DataValidationError(
-                    f"{path}: column {LABEL_COLUMN!r}, row {line_no}: label must be 0 or 1, got {label_cell!r}"
-                )
-            rows.append(values)
-            labels.append(int(float(label_cell)))
-    if not rows:
-        raise DataValidationError(f"{path}: no data rows")
-    y = np.asarray(labels, dtype=np.int64)
-    if len(set(labels)) < 2:
-        raise DataValidationError(f"{path}: column {LABEL_COLUMN!r} holds one class only; training needs both")
-    return np.asarray(rows, dtype=np.float64), y
-
-
-def _parse_number(path: Path, cell: str, column: str, row: int) -> float:
-    try:
-        value = float(cell)
-    except ValueError:
-        raise DataValidationError(f"{path}: column {column!r}, row {row}: not a number: {cell!r}") from None
-    if not math.isfinite(value):
-        raise DataValidationError(f"{path}: column {column!r}, row {row}: value must be finite, got {cell!r}")
-    return value
+    X, y, _ = read_labelled(Path(path), FEATURE_NAMES)
+    return X, y
 
 
 def check_csv(path: Path) -> bool:

@@ -13,18 +13,14 @@ import time
 
 from runtime.contracts import METRIC_DIMENSION, METRIC_NAMESPACE, Metric
 
-# The monitor's own metrics, on no alarm or dashboard of the template.
-LABELLED_PREDICTIONS = "LabelledPredictions"
-SHADOW_AGREEMENT = "ShadowAgreement"
-
 UNITS = {
     Metric.MODEL_F1: "None",
     Metric.FALSE_POSITIVE_RATE: "None",
     Metric.FALSE_NEGATIVE_RATE: "None",
     Metric.MAX_FEATURE_PSI: "None",
     Metric.PREDICTED_DEFECT_RATE: "None",
-    LABELLED_PREDICTIONS: "Count",
-    SHADOW_AGREEMENT: "None",
+    Metric.LABELLED_PREDICTIONS: "Count",
+    Metric.SHADOW_AGREEMENT: "None",
 }
 
 
@@ -37,8 +33,8 @@ def metrics(report: dict) -> dict[str, float]:
     values: dict[str, float | None] = {
         Metric.MAX_FEATURE_PSI: drift["max_psi"],
         Metric.PREDICTED_DEFECT_RATE: report["defect_rate"]["predicted"],
-        LABELLED_PREDICTIONS: q["labelled"],
-        SHADOW_AGREEMENT: (report.get("shadow") or {}).get("agreement"),
+        Metric.LABELLED_PREDICTIONS: q["labelled"],
+        Metric.SHADOW_AGREEMENT: (report.get("shadow") or {}).get("agreement"),
     }
     if q["sufficient_labels"]:
         values |= {

@@ -36,6 +36,8 @@ class Metric:
     FALSE_NEGATIVE_RATE = "FalseNegativeRate"
     PREDICTED_DEFECT_RATE = "PredictedDefectRate"
     MAX_FEATURE_PSI = "MaxFeaturePSI"
+    LABELLED_PREDICTIONS = "LabelledPredictions"
+    SHADOW_AGREEMENT = "ShadowAgreement"
 
 
 # The rollback lines of the original design: a canary or a live model past any of them is rolled back.
