@@ -6,6 +6,8 @@ the capture record in ``runtime.contracts``; the statistics and their resampling
 
 from __future__ import annotations
 
+from diecast import exits  # the one table of exit codes (standard library only)
+
 # Signals, as the original design states them.
 PERFORMANCE_DROP = 0.05  # F1 more than 5 % (relative) below the manifest's test F1
 PSI_MODERATE = 0.10  # PSI rule of thumb: < 0.1 stable, 0.1-0.25 moderate shift, > 0.25 major
@@ -20,10 +22,10 @@ MAX_TREND_WINDOWS = 26  # earlier windows shown in the trend (half a year of wee
 
 # Decisions and exit codes (documented in the monitoring guide and in --help).
 DECISIONS = ("ok", "retrain", "rollback")
-EXIT_OK = 0
-EXIT_RETRAIN = 10
-EXIT_ROLLBACK = 20
-EXIT_USAGE = 2  # bad arguments, unreadable or invalid input, a manifest without the monitoring fields
+EXIT_OK = exits.OK
+EXIT_RETRAIN = exits.MONITOR_RETRAIN
+EXIT_ROLLBACK = exits.MONITOR_ROLLBACK
+EXIT_USAGE = exits.USAGE  # bad arguments, unreadable or invalid input, a manifest without the monitoring fields
 EXIT_CODES = {"ok": EXIT_OK, "retrain": EXIT_RETRAIN, "rollback": EXIT_ROLLBACK}
 
 # Outputs.
