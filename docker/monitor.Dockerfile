@@ -11,6 +11,9 @@ COPY requirements-runtime.txt requirements-monitor.txt /tmp/req/
 RUN --mount=type=secret,id=cacert \
     PIP_CERT=/run/secrets/cacert pip install --no-cache-dir --target /var/task -r /tmp/req/requirements-monitor.txt
 COPY monitor/ /var/task/monitor/
+COPY evaluation/ /var/task/evaluation/
+COPY runtime/ /var/task/runtime/
+COPY diecast/ /var/task/diecast/
 COPY models_onnx/${MODEL_VERSION}/manifest.json /var/task/models_onnx/${MODEL_VERSION}/manifest.json
 ENV MODEL_DIR=/var/task/models_onnx/${MODEL_VERSION} MPLCONFIGDIR=/tmp/matplotlib HOME=/tmp
 CMD ["monitor.aws.handler"]

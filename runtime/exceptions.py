@@ -30,7 +30,3 @@ class OutOfEnvelopeError(InputValidationError):
 
 class NonFiniteOutputError(InputValidationError):
     """The model produced a non-finite number for these readings; never served as a prediction."""
-
-
-class BatchInputError(ValueError):
-    """A batch-scoring input or output cannot be used as given (format, columns, types); nothing was written."""
