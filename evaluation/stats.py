@@ -3,7 +3,8 @@
 - Classification: the confusion cells and the rates built from them, ROC-AUC, each with a bootstrap interval under
   the one policy of ``evaluation.policy``; a paired bootstrap of two models on the same rows; McNemar's exact test
   (scipy's ``binomtest``); the Wilson interval of a share (scipy's ``BinomTestResult.proportion_ci``).
-- Drift: the population stability index (PSI) against the training quantile bins and the one-sample
+- Drift: the population stability index (PSI) against the training quantile bins, with the size-aware limit it must
+  pass (``psi_limit``: the rule of thumb or PSI's chi-square critical value at the window's size), and the one-sample
   Kolmogorov-Smirnov test (scipy's ``ks_1samp``) against the training CDF. Reference distributions come as 101
   percentiles (the manifest's ``quantiles``), never raw rows.
 
@@ -550,6 +551,51 @@ def psi(values: np.ndarray, quantiles: np.ndarray, bins: int = PSI_BINS) -> floa
     actual = np.maximum(counts / values.size, PSI_FLOOR)
     expected = np.maximum(expected, PSI_FLOOR)
     return float(np.sum((actual - expected) * np.log(actual / expected)))
+
+
+def psi_critical(rows: int, bins: int, significance: float) -> float:
+    """The PSI that ``rows`` values drawn from the reference distribution itself exceed with chance ``significance``.
+
+    For a fixed reference with shares e and a sample's shares a, a second-order expansion of ln(a / e) gives
+    PSI = sum (a - e) ln(a / e) ~ sum (a - e)^2 / e, Pearson's statistic divided by n. So under no drift n * PSI is
+    approximately chi-square with ``bins - 1`` degrees of freedom, and PSI's mean is about (bins - 1) / n: the rule
+    of thumb (0.1, 0.25) assumes n large enough for that to be negligible. The approximation needs every bin
+    populated: an empty bin, floored at ``PSI_FLOOR``, adds ~0.69 on deciles, which is why the monitor waits for a
+    minimum of rows (``monitor.constants.MIN_ROWS``) before it reads PSI at all.
+
+    Parameters
+    ----------
+    rows : int
+        The window's values, n > 0.
+    bins : int
+        The reference's bins (``reference_bins``' expected shares: fewer than ``PSI_BINS`` where edges merged).
+    significance : float
+        The chance of exceeding it under no drift, e.g. 0.01 / 30 for one of 30 features at 1 % for all.
+
+    Returns
+    -------
+    float
+        chi2.ppf(1 - significance, bins - 1) / rows.
+    """
+    return float(sps.chi2.ppf(1.0 - significance, max(bins - 1, 1)) / rows)
+
+
+def psi_limit(threshold: float, rows: int, bins: int, significance: float) -> float:
+    """The PSI above which a window of ``rows`` values counts as shifted: the rule of thumb ``threshold`` (a shift
+    that matters), or, when larger, ``psi_critical`` (a shift that chance alone does not explain at this size).
+
+    Parameters
+    ----------
+    threshold : float
+        The rule of thumb, e.g. 0.25 for a major shift.
+    rows, bins, significance
+        As in ``psi_critical``.
+
+    Returns
+    -------
+    float
+    """
+    return max(threshold, psi_critical(rows, bins, significance))
 
 
 def reference_cdf(quantiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

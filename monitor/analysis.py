@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from evaluation import stats
+from evaluation.policy import CONFIDENCE
 from monitor import constants as C
 from monitor import versions
 from monitor.exceptions import MonitorInputError
@@ -26,11 +27,12 @@ from runtime.contracts import ROLLBACK_F1
 
 @dataclass(frozen=True)
 class Options:
-    """What one run looks at: the window's length, where it ends, and the labels quality needs."""
+    """What one run looks at: the window's length, where it ends, the labels quality needs and the rows drift needs."""
 
     window: timedelta
     as_of: datetime | None = None  # None: the latest capture
     min_labelled: int = C.MIN_LABELLED
+    min_rows: int = C.MIN_ROWS
 
 
 def register_labels(con: duckdb.DuckDBPyConnection, labels: list[Label]) -> None:
@@ -140,7 +142,58 @@ def _shadow_rows(data: dict, rows: np.ndarray) -> ShadowRows | None:
     )
 
 
-def summarise(window: Window, ref: ModelReference, min_labelled: int, with_ks: bool) -> dict:
+def feature_drift(psi: dict[str, float | None], bins: dict[str, int], rows: int, min_rows: int) -> dict:
+    """Which features of a window of ``rows`` predictions shifted, by their PSI.
+
+    A feature counts as drifted (moderate) when its PSI exceeds ``stats.psi_limit``: the rule of thumb
+    ``PSI_MAJOR`` (``PSI_MODERATE``) or, when larger, the PSI chance alone reaches at this size with probability
+    ``DRIFT_SIGNIFICANCE`` / features (Bonferroni: a window drawn from the training distribution itself has at most
+    that chance of naming any feature). Below ``min_rows`` none counts: "insufficient rows".
+
+    Parameters
+    ----------
+    psi : dict of str to float or None
+        Each feature's PSI (None for no rows).
+    bins : dict of str to int
+        Each feature's reference bins (``stats.reference_bins``).
+    rows, min_rows : int
+
+    Returns
+    -------
+    dict
+        ``{"rows", "min_rows", "sufficient_rows", "significance", "critical": {feature: float | None},
+        "drifted": [feature, ...], "moderate": [...]}``, ``critical`` being ``stats.psi_critical``.
+    """
+    alpha = C.DRIFT_SIGNIFICANCE / max(len(psi), 1)
+    sufficient = rows >= min_rows and rows > 0
+    critical = {name: stats.psi_critical(rows, bins[name], alpha) if rows else None for name in psi}
+
+    def above(threshold: float) -> list[str]:
+        if not sufficient:
+            return []
+        limit = {name: stats.psi_limit(threshold, rows, bins[name], alpha) for name in psi}
+        return sorted(name for name, v in psi.items() if v is not None and v > limit[name])
+
+    drifted = above(C.PSI_MAJOR)
+    return {
+        "rows": rows,
+        "min_rows": min_rows,
+        "sufficient_rows": sufficient,
+        "significance": C.DRIFT_SIGNIFICANCE,
+        "critical": critical,
+        "drifted": drifted,
+        "moderate": [name for name in above(C.PSI_MODERATE) if name not in drifted],
+    }
+
+
+def reference_bin_counts(ref: ModelReference) -> dict[str, int]:
+    """Each feature's number of PSI bins (fewer than ``stats.PSI_BINS`` where a point mass merged deciles)."""
+    return {name: len(stats.reference_bins(ref.quantiles[j])[1]) for j, name in enumerate(ref.names)}
+
+
+def summarise(
+    window: Window, ref: ModelReference, min_labelled: int, with_ks: bool, min_rows: int = C.MIN_ROWS
+) -> dict:
     """Everything the report says about one window."""
     labelled = window.defect >= 0
     n, n_labelled = len(window.probability), int(labelled.sum())
@@ -155,6 +208,7 @@ def summarise(window: Window, ref: ModelReference, min_labelled: int, with_ks: b
         "sufficient_labels": n_labelled >= min_labelled,
         "psi": psi,
         "max_psi": max((v for v in psi.values() if v is not None), default=None),
+        "drift": feature_drift(psi, reference_bin_counts(ref), n, min_rows),
         # the reference quantiles are the served model's: another version's probabilities would read as drift
         "prediction_psi": stats.psi(window.probability[window.version == ref.model_version], ref.prediction_quantiles),
         "out_of_range_share": float(outside.any(axis=1).mean()) if n else None,
@@ -190,6 +244,9 @@ def triggers(current: dict, ref: ModelReference, new_labels: int, days: float, m
     """The five signals, each ``{"fired", "reason"}``; the boundaries are ``monitor.constants``' and the rollback
     line ``runtime.contracts.ROLLBACK_F1``.
 
+    data_drift reads ``feature_drift`` (size-aware PSI limits, nothing below the minimum rows); rollback fires only
+    when F1's interval lies wholly below the line (``f1_against_rollback``), a point estimate below it is a warning.
+
     In a window of two versions (A/B) the model's signals, performance_drop and rollback, are judged on the served
     version's rows (``versions.judged``); the data's signals use every row.
     """
@@ -197,7 +254,7 @@ def triggers(current: dict, ref: ModelReference, new_labels: int, days: float, m
     enough = q["labelled"] >= min_labelled and q["f1"] is not None
     short = f"insufficient labels: {q['labelled']} labelled{rows} in the window, {min_labelled} needed"
     floor = ref.test_f1 * (1 - C.PERFORMANCE_DROP)
-    drifted = sorted((k for k, v in current["psi"].items() if v is not None and v > C.PSI_MAJOR), key=str)
+    against_line = f1_against_rollback(q, min_labelled)
     out = {
         "performance_drop": {
             "fired": bool(enough and q["f1"] < floor),
@@ -207,12 +264,7 @@ def triggers(current: dict, ref: ModelReference, new_labels: int, days: float, m
             + ("more than" if q["f1"] < floor else "not more than")
             + f" {C.PERFORMANCE_DROP:.0%} below (floor {floor:.3f})",
         },
-        "data_drift": {
-            "fired": bool(drifted),
-            "reason": f"PSI > {C.PSI_MAJOR} for {', '.join(drifted)}"
-            if drifted
-            else f"no feature's PSI above {C.PSI_MAJOR} (max {current['max_psi'] or 0:.3f})",
-        },
+        "data_drift": _data_drift(current),
         "new_labels": {
             "fired": new_labels >= C.NEW_LABELS,
             "reason": f"{new_labels} labelled predictions since training (threshold {C.NEW_LABELS})",
@@ -222,15 +274,57 @@ def triggers(current: dict, ref: ModelReference, new_labels: int, days: float, m
             "reason": f"{days:.1f} days since training (threshold {C.SCHEDULE_DAYS})",
         },
         "rollback": {
-            "fired": bool(enough and q["f1"] < ROLLBACK_F1),
-            "reason": short
-            if not enough
-            else f"F1 {q['f1']:.3f} "
-            + ("<" if q["f1"] < ROLLBACK_F1 else ">=")
-            + f" {ROLLBACK_F1} on {q['labelled']} labelled rows{rows}",
+            "fired": against_line == "significant",
+            "reason": short if not enough else _rollback_reason(q, against_line, rows),
         },
     }
     return out
+
+
+def _data_drift(current: dict) -> dict:
+    d = current["drift"]
+    if not d["sufficient_rows"]:
+        reason = f"insufficient rows: {d['rows']} predictions in the window, {d['min_rows']} needed"
+        return {"fired": False, "reason": reason}
+    chance = max((v for v in d["critical"].values() if v is not None), default=0.0)
+    limit = f"{C.PSI_MAJOR}, or what chance reaches at {d['rows']} rows when larger: {chance:.3f}"
+    if d["drifted"]:
+        return {"fired": True, "reason": f"PSI above its limit ({limit}) for {', '.join(d['drifted'])}"}
+    return {"fired": False, "reason": f"no feature's PSI above its limit ({limit}; max {current['max_psi'] or 0:.3f})"}
+
+
+def f1_against_rollback(q: dict, min_labelled: int) -> str:
+    """Where the judged F1 stands against the rollback line ``ROLLBACK_F1``.
+
+    ``"insufficient"`` (fewer than ``min_labelled`` labels), ``"above"`` (at or above the line), ``"below"`` (the
+    point estimate below, its interval reaching the line: sampling noise may explain it) or ``"significant"`` (the
+    whole interval, ``q["ci"]["f1"]``, below the line: the only state that rolls back).
+    """
+    if q["labelled"] < min_labelled or q["f1"] is None:
+        return "insufficient"
+    if q["f1"] >= ROLLBACK_F1:
+        return "above"
+    ci = (q.get("ci") or {}).get("f1")
+    return "significant" if ci is not None and ci[1] < ROLLBACK_F1 else "below"
+
+
+def _rollback_reason(q: dict, against_line: str, rows: str) -> str:
+    ci = (q.get("ci") or {}).get("f1")
+    band = f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "undefined"
+    on, level = f"on {q['labelled']} labelled rows{rows}", f"{CONFIDENCE:.0%}"
+    if against_line == "above":
+        return f"F1 {q['f1']:.3f} >= {ROLLBACK_F1} {on}"
+    if against_line == "below":
+        return f"F1 {q['f1']:.3f} < {ROLLBACK_F1} not significantly: its {level} interval {band} reaches the line, {on}"
+    return f"F1 {q['f1']:.3f} < {ROLLBACK_F1} significantly: its {level} interval {band} lies wholly below, {on}"
+
+
+def warnings(current: dict, ref: ModelReference, min_labelled: int) -> list[str]:
+    """What the report flags without acting on it: an F1 below the rollback line, not significantly."""
+    q, rows = versions.judged(current, ref.model_version)
+    if f1_against_rollback(q, min_labelled) != "below":
+        return []
+    return [f"rollback: {_rollback_reason(q, 'below', rows)}; no rollback on this window alone, watch the next ones"]
 
 
 def decide(fired: dict) -> str:

@@ -23,7 +23,7 @@ h1{margin-bottom:.2em} h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margi
 .decision{color:#fff;padding:1em 1.4em;border-radius:6px;font-size:1.3em}
 .decision small{display:block;font-size:.7em;opacity:.9}
 table{border-collapse:collapse;margin:.5em 0} td,th{border:1px solid #ddd;padding:.3em .6em;text-align:left}
-th{background:#f4f4f4} .fired{color:#c62828;font-weight:600} .quiet{color:#2e7d32}
+th{background:#f4f4f4} .fired{color:#c62828;font-weight:600} .quiet{color:#2e7d32} .warning{color:#ef6c00}
 .cards{display:flex;flex-wrap:wrap;gap:.8em} .card{border:1px solid #ddd;border-radius:6px;padding:.6em 1em}
 .card b{font-size:1.4em;display:block} .muted{color:#777} img{max-width:100%}
 code{background:#f4f4f4;padding:0 .2em}
@@ -60,12 +60,14 @@ def _decision(report: dict) -> str:
         for name, t in report["triggers"].items()
     )
     w = report["window"]
+    warned = "".join(f"<li class='warning'>{_esc(r)}</li>" for r in report.get("warnings", []))
     return (
         f"<div class='decision' style='background:{COLOURS[d]}'>Decision: {d.upper()} "
         f"<small>exit code {report['exit_code']} &middot; model {_esc(report['model']['version'])} &middot; "
         f"window {_esc(w['start'][:16])} .. {_esc(w['end'][:16])} ({w['predictions']} predictions, "
         f"{w['labelled']} labelled)</small></div><h2>Why</h2><ul>{reasons}</ul>"
-        f"<table><tr><th>signal</th><th>state</th><th>reason</th></tr>{rows}</table>"
+        + (f"<h3>Warnings (not acted on)</h3><ul>{warned}</ul>" if warned else "")
+        + f"<table><tr><th>signal</th><th>state</th><th>reason</th></tr>{rows}</table>"
     )
 
 
@@ -253,7 +255,14 @@ def _psi_heatmap(report: dict, names: list[str]) -> str:
     ax.set_xticks(range(len(trend)), [w["end"][:10] for w in trend], rotation=45, ha="right", fontsize=7)
     fig.colorbar(image, ax=ax, ticks=[0, 0.05, C.PSI_MODERATE, C.PSI_MAJOR, 0.5], label="PSI")
     ax.set_title(f"PSI per feature and window (moderate > {C.PSI_MODERATE}, major > {C.PSI_MAJOR})")
-    return "<h2>Feature drift</h2>" + _png(fig)
+    sparse = [f"{w['end'][:10]} ({w['predictions']})" for w in trend if not w["drift"]["sufficient_rows"]]
+    note = (
+        f"<p class='muted'>Windows with fewer than {report['drift']['min_rows']} predictions judge no drift (their "
+        f"PSI is mostly sampling noise): {_esc(', '.join(sparse))}.</p>"
+        if sparse
+        else ""
+    )
+    return "<h2>Feature drift</h2>" + _png(fig) + note
 
 
 def _drift_table(report: dict) -> str:
@@ -262,15 +271,28 @@ def _drift_table(report: dict) -> str:
     body = ""
     for name, value in rows:
         ks = (drift.get("ks") or {}).get(name) or {}
-        cls = "fired" if (value or 0) > C.PSI_MAJOR else ""
+        cls = "fired" if name in drift["drifted"] else ""
         pvalue = "n/a" if ks.get("pvalue") is None else f"{ks['pvalue']:.1e}"
         body += (
             f"<tr><td>{_esc(name)}</td><td class='{cls}'>{_fmt(value)}</td><td>{_fmt(ks.get('statistic'))}</td>"
             f"<td>{pvalue}</td>"
             f"<td>{drift['out_of_range_by_feature'].get(name, 0):.1%}</td></tr>"
         )
+    if not drift["sufficient_rows"]:
+        status = (
+            f"<p class='fired'>Insufficient rows: {drift['rows']} predictions in the window, {drift['min_rows']} "
+            "needed before drift decides anything. The PSI below is shown, not judged.</p>"
+        )
+    else:
+        chance = max((v for v in drift["psi_critical"].values() if v is not None), default=0.0)
+        status = (
+            f"<p class='muted'>A feature counts as drifted above PSI {C.PSI_MAJOR}, or above {chance:.3f} where "
+            f"larger: what chance alone reaches at {drift['rows']} rows (chi-square, "
+            f"{drift['significance']:.0%} for all features together).</p>"
+        )
     return (
-        "<details><summary>Current window, every feature (PSI, KS against the training CDF, out of range)</summary>"
+        status
+        + "<details><summary>Current window, every feature (PSI, KS against the training CDF, out of range)</summary>"
         "<table><tr><th>feature</th><th>PSI</th><th>KS D</th><th>KS p</th><th>out of range</th></tr>"
         f"{body}</table></details>"
     )
@@ -281,10 +303,12 @@ def _histograms(report: dict, windows: dict, names: list[str], quantiles: np.nda
 
     drift = report["drift"]
     chosen = list(drift["drifted"])
-    title = "Training against recent, drifted features (PSI > 0.25)"
+    title = "Training against recent, drifted features (PSI above its limit)"
     if not chosen:
         chosen = [k for k, _ in sorted(drift["psi"].items(), key=lambda kv: -(kv[1] or 0))[:3]]
-        title = "Training against recent, the largest shifts (none above 0.25)"
+        title = "Training against recent, the largest shifts (" + (
+            "none above its limit)" if drift["sufficient_rows"] else "too few rows to judge drift)"
+        )
     recent = windows.get(0)
     if recent is None or not len(recent.probability):
         return ""

@@ -31,14 +31,22 @@ def build(
     inputs: dict,
     new_labels: int,
     min_labelled: int,
+    warnings: list[str] | None = None,
 ) -> dict:
-    """``report.json``'s content. ``summaries`` maps window index (0 = current) to ``analysis.summarise``'s dict."""
+    """``report.json``'s content. ``summaries`` maps window index (0 = current) to ``analysis.summarise``'s dict;
+    ``warnings`` (``analysis.warnings``) are what the report flags without acting on."""
     current = summaries[0]
     q = current["quality"]
+    shifted = current["drift"]
     drift = {
         "psi": current["psi"],
-        "drifted": sorted(k for k, v in current["psi"].items() if v is not None and v > C.PSI_MAJOR),
-        "moderate": sorted(k for k, v in current["psi"].items() if v is not None and C.PSI_MODERATE < v <= C.PSI_MAJOR),
+        "drifted": shifted["drifted"],
+        "moderate": shifted["moderate"],
+        "sufficient_rows": shifted["sufficient_rows"],
+        "rows": shifted["rows"],
+        "min_rows": shifted["min_rows"],
+        "significance": shifted["significance"],
+        "psi_critical": shifted["critical"],
         "max_psi": current["max_psi"],
         "ks": current.get("ks", {}),
         "prediction_psi": current["prediction_psi"],
@@ -52,6 +60,7 @@ def build(
         "decision": decision,
         "exit_code": C.EXIT_CODES[decision],
         "reasons": [f"{name}: {t['reason']}" for name, t in fired.items() if t["fired"]],
+        "warnings": list(warnings or []),
         "model": {
             "version": ref.model_version,
             "path": str(ref.path),
@@ -83,6 +92,8 @@ def build(
             "schedule_days": C.SCHEDULE_DAYS,
             "rollback_f1": ROLLBACK_F1,
             "min_labelled": min_labelled,
+            "min_rows": shifted["min_rows"],
+            "drift_significance": shifted["significance"],
         },
         "trend": trend,
         "inputs": inputs,

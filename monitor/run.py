@@ -49,13 +49,17 @@ def analyse(con: duckdb.DuckDBPyConnection, ref: ModelReference, options: Option
     known_by = analysis.label_cutoff(options)
     windows = {w.index: w for w in analysis.load_windows(con, ref, as_of, options.window, known_by)}
     windows.setdefault(0, _empty_window(ref, as_of, options.window))
-    summaries = {i: analysis.summarise(w, ref, options.min_labelled, with_ks=i == 0) for i, w in windows.items()}
+    summaries = {
+        i: analysis.summarise(w, ref, options.min_labelled, with_ks=i == 0, min_rows=options.min_rows)
+        for i, w in windows.items()
+    }
     new_labels = analysis.new_labels_since_training(con, ref, as_of, known_by)
     days = (as_of - ref.trained_at).total_seconds() / 86400
     fired = analysis.triggers(summaries[0], ref, new_labels, days, options.min_labelled)
     decision = analysis.decide(fired)
+    flagged = analysis.warnings(summaries[0], ref, options.min_labelled)
     content = report.build(
-        ref, as_of, options.window, summaries, fired, decision, inputs, new_labels, options.min_labelled
+        ref, as_of, options.window, summaries, fired, decision, inputs, new_labels, options.min_labelled, flagged
     )
     return Result(content, "", windows)
 

@@ -154,11 +154,14 @@ def ref(augmented_model):
     return load_reference(augmented_model)
 
 
-def _current(f1, labelled, psi=0.0):
+def _current(f1, labelled, psi=0.0, ci=None, rows=500):
+    """A current window's summary as ``triggers`` reads it; F1's interval defaults to the point itself."""
+    psis = {"Process_Temperature": psi, "Sensor_Vibration": 0.01}
     return {
-        "quality": {"f1": f1, "labelled": labelled},
-        "psi": {"Process_Temperature": psi, "Sensor_Vibration": 0.01},
+        "quality": {"f1": f1, "labelled": labelled, "ci": {"f1": ci or [f1, f1]}},
+        "psi": psis,
         "max_psi": psi,
+        "drift": analysis.feature_drift(psis, dict.fromkeys(psis, stats.PSI_BINS), rows, C.MIN_ROWS),
     }
 
 

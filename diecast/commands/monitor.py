@@ -1,7 +1,7 @@
 """``diecast monitor``: read captures and labels, compare production with the training distribution, decide.
 
-Exit codes (for a scheduler): 0 ok, 10 retrain, 20 rollback, 2 usage or input error (the message on stderr names
-the file, line or field and the fix). Results go to ``--out``; a summary goes to stdout.
+The exit code is the decision's, for a scheduler (``diecast.exits``). Results go to ``--out``; a summary goes to
+stdout.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from diecast import exits
+from diecast.commands import MODELS_DIR, add_progress, model_folder, progress
 from monitor import constants as C
 from monitor.clock import parse_utc
 
@@ -31,15 +33,12 @@ examples:
 
 def _epilog(rollback_f1: float) -> str:
     return f"""{EXAMPLES}
-exit codes:
-  {C.EXIT_OK}  ok
-  {C.EXIT_RETRAIN} retrain
-  {C.EXIT_ROLLBACK} rollback
-  {C.EXIT_USAGE}  usage or input error (the message names the file, line or field and the fix)
-
+{exits.epilog("monitor")}
 signals: performance_drop (F1 > {C.PERFORMANCE_DROP:.0%} below the manifest's test F1), data_drift (any PSI >
-{C.PSI_MAJOR}), new_labels (>= {C.NEW_LABELS} labelled since training), schedule (>= {C.SCHEDULE_DAYS} days since
-training), rollback (F1 < {rollback_f1} on >= --min-labelled rows). rollback wins; any other signal means retrain.
+{C.PSI_MAJOR} and above chance at the window's size, on >= --min-rows predictions), new_labels (>= {C.NEW_LABELS}
+labelled since training), schedule (>= {C.SCHEDULE_DAYS} days since training), rollback (F1's 95% interval wholly
+below {rollback_f1} on >= --min-labelled rows; a point estimate below it is only a warning). rollback wins; any other
+signal means retrain.
 
 outputs in --out: {C.REPORT_JSON}, {C.REPORT_HTML}, {C.METRICS_EMF} (CloudWatch EMF).
 """
@@ -85,9 +84,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--labels", type=Path, required=True, metavar="PATH", help="inspection results, CSV or JSON lines"
     )
     parser.add_argument(
-        "--model", type=Path, required=True, metavar="DIR", help="the served model, models_onnx/<version>"
+        "--model",
+        required=True,
+        metavar="VERSION|DIR",
+        help="the served model: a version under models_onnx/ (v1.0) or a model folder",
     )
-    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="where the report goes")
+    parser.add_argument(
+        "--out", type=Path, required=True, metavar="DIR", help="the folder the report goes into, created if missing"
+    )
     parser.add_argument(
         "--ab-version",
         default=None,
@@ -114,13 +118,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=C.MIN_LABELLED,
         help=f"labelled rows needed before quality decides anything (default {C.MIN_LABELLED})",
     )
-    parser.add_argument("--emf-stdout", action="store_true", help="also print the EMF line on stdout (the AWS job)")
     parser.add_argument(
-        "--progress",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="progress bars on stderr (default: when stderr is a terminal)",
+        "--min-rows",
+        type=int,
+        default=C.MIN_ROWS,
+        help=f"predictions a window needs before drift decides anything (default {C.MIN_ROWS}); below it the "
+        "drift section says 'insufficient rows'",
     )
+    parser.add_argument("--emf-stdout", action="store_true", help="also print the EMF line on stdout (the AWS job)")
+    add_progress(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -128,19 +134,19 @@ def run(args: argparse.Namespace) -> int:
     from monitor.exceptions import ManifestError, MonitorInputError
     from monitor.run import monitor
 
-    progress = sys.stderr.isatty() if args.progress is None else bool(args.progress)
-    options = Options(window=args.window, as_of=args.as_of, min_labelled=args.min_labelled)
+    model = model_folder(args.model, MODELS_DIR, "--model")
+    options = Options(window=args.window, as_of=args.as_of, min_labelled=args.min_labelled, min_rows=args.min_rows)
     try:
         with tempfile.TemporaryDirectory(prefix="monitor-") as scratch:
             result = monitor(
                 captures=tuple(args.captures),
                 labels=Path(args.labels),
-                model=Path(args.model),
+                model=model,
                 out=Path(args.out),
                 options=options,
                 scratch=Path(scratch),
                 ab_version=args.ab_version,
-                progress=progress,
+                progress=progress(args),
             )
     except (MonitorInputError, ManifestError) as exc:
         print(f"error: {exc}", file=sys.stderr)
