@@ -32,7 +32,8 @@ def emf_directives(namespace: str, ok: bool, cold: bool, shadow_failed: bool = F
 
 class Telemetry:
     """Writes the request's line (then the capture lines, in the same write: a second write costs more than the
-    concatenation). ``quiet`` drops both, for a local run whose caller wants the response alone."""
+    concatenation). ``quiet`` drops the request's line only, for a local run whose caller wants the response alone:
+    capture lines are data, not log, and are still written."""
 
     def __init__(self, model_version: str, namespace: str = METRIC_NAMESPACE, quiet: bool = False) -> None:
         self.model_version = model_version
@@ -61,6 +62,8 @@ class Telemetry:
     ) -> None:
         """One request's line: ``started`` is its ``time.perf_counter()``; ``extra`` adds fields (the shadow's)."""
         if self.quiet:
+            if captured:
+                sys.stdout.write(captured.decode())
             return
         latency_ms = round((time.perf_counter() - started) * 1e3, 3)
         record: dict[str, Any] = {

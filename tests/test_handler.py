@@ -311,8 +311,11 @@ def test_a_non_finite_model_output_is_a_422_never_an_answer(app, monkeypatch, ev
 
 
 @pytest.mark.parametrize(("model", "version"), [(None, "v1.0_12D_GB"), ("v1.1", "v1.1_12D_GB")])
-def test_invoke_answers_from_any_directory_and_a_400_is_still_an_answer(tmp_path, model, version):
-    """``python lambda/invoke.py`` (``diecast invoke``) outside the repository: the response JSON, exit 0."""
+def test_invoke_answers_from_any_directory_and_an_error_answer_exits_non_zero(tmp_path, model, version):
+    """``python lambda/invoke.py`` (``diecast invoke``) outside the repository: the response JSON, whatever its
+    status; the exit code says whether it was an error answer (so ``make demo`` can catch one)."""
+    from diecast import exits
+
     command = [sys.executable, str(REPO_ROOT / "lambda" / "invoke.py"), "--quiet-log"]
     command += ["--model", model] if model else []
     for name, status in (("rest_predict.json", 200), ("bad_wrong_count.json", 400)):
@@ -320,7 +323,7 @@ def test_invoke_answers_from_any_directory_and_a_400_is_still_an_answer(tmp_path
         proc = subprocess.run(
             [*command, str(EVENTS_DIR / name)], cwd=tmp_path, env=env, capture_output=True, text=True, check=False
         )
-        assert proc.returncode == 0, proc.stderr
+        assert proc.returncode == (exits.OK if status == 200 else exits.INVOKE_ERROR_ANSWER), proc.stderr
         response = json.loads(proc.stdout)
         assert response.get("statusCode", 200) == status
         if status == 200:
@@ -362,3 +365,46 @@ def test_the_metric_namespace_setting_reaches_the_emf_line(capsys):
     invoke(load_event("direct_named.json"), make_app(metric_namespace="Elsewhere"))
     record = json.loads(capsys.readouterr().out)
     assert record["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Elsewhere"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"), [("MODEL_VERSION", "1.1"), ("LOG_LEVEL", "loud"), ("AB_SPLIT", "v1.1:2")]
+)
+def test_invoke_reports_a_bad_setting_in_one_line_naming_the_variable(tmp_path, variable, value):
+    """A configuration error is the application's own message on one line, exit 2: never a traceback."""
+    from diecast import exits
+
+    env = {**os.environ, variable: value}
+    proc = subprocess.run(
+        [sys.executable, "-m", "diecast", "invoke", str(EVENTS_DIR / "direct_named.json")],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == exits.USAGE
+    assert proc.stdout == ""
+    assert proc.stderr.count("\n") == 1
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.startswith(f"error: {variable} ")
+
+
+def test_quiet_log_drops_the_log_line_and_keeps_the_capture_lines(tmp_path):
+    """``--quiet-log`` silences the request's log/EMF line only: every captured row is still written."""
+    env = {**os.environ, "CAPTURE_PREDICTIONS": "true"}
+    event = tmp_path / "batch.json"
+    features = load_event("direct_named.json")["features"]
+    instances = [{"inference_id": f"SN-{i}", "features": features} for i in range(20)]
+    event.write_text(json.dumps({"instances": instances}))
+    proc = subprocess.run(
+        [sys.executable, "-m", "diecast", "invoke", "--quiet-log", str(event)],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith('{"record"')]
+    assert [r["inference_id"] for r in lines] == [f"SN-{i}" for i in range(20)]
+    assert '"message":"request"' not in proc.stdout

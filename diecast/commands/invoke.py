@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from diecast import exits
+
 if TYPE_CHECKING:
     from serving.settings import Settings
 
@@ -25,8 +27,6 @@ The environment configures the application as in Lambda (MODEL_VERSION, MODEL_PA
 SHADOW_MODEL_VERSION, CAPTURE_PREDICTIONS, LOG_LEVEL, MAX_BATCH_SIZE, MAX_BODY_BYTES); --model overrides
 MODEL_VERSION and MODEL_PATH.
 
-Exit codes: 0 the event was answered (whatever its status: a 400 is an answer), 1 the application could not start
-(a bad setting or model folder; the message names it), 2 the event file cannot be read.
 """
 
 
@@ -43,7 +43,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "Build the serving application as Lambda's INIT does and answer EVENT with it: the per-request log line "
         "(and capture lines, when capture is on) go to stdout first, then the response as JSON, its body decoded."
     )
-    parser.epilog = EPILOG
+    parser.epilog = EPILOG + exits.epilog("invoke")
     parser.add_argument("event", type=Path, help="event JSON file, e.g. tests/events/direct_named.json")
     parser.add_argument(
         "--model",
@@ -51,7 +51,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="a model folder, or a version under the repository's models_onnx/ (e.g. v1.1); default: MODEL_PATH, "
         "else models_onnx/<MODEL_VERSION>",
     )
-    parser.add_argument("--quiet-log", action="store_true", help="drop the per-request log/EMF and capture lines")
+    parser.add_argument(
+        "--quiet-log", action="store_true", help="drop the per-request log/EMF line (capture lines are still written)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,12 +61,12 @@ def run(args: argparse.Namespace) -> int:
         event = json.loads(args.event.read_text())
     except (OSError, ValueError) as exc:
         print(f"error: cannot read {args.event}: {exc}", file=sys.stderr)
-        return 2
+        return exits.USAGE
     response = invoke(event, args.model, args.quiet_log)
     if response is None:
-        return 1
+        return exits.USAGE
     print(json.dumps(response, indent=2))
-    return 0
+    return exits.OK if response.get("statusCode", 200) < 400 else exits.INVOKE_ERROR_ANSWER
 
 
 def invoke(event: object, model: str | None, quiet_log: bool) -> dict | None:
@@ -83,7 +85,7 @@ def invoke(event: object, model: str | None, quiet_log: bool) -> dict | None:
         logging.basicConfig(stream=sys.stderr, level=getattr(logging, settings.log_level), format="%(message)s")
         app = App(settings, quiet_log=quiet_log)
     except (ConfigurationError, ModelArtifactError) as exc:
-        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"error: {exc}", file=sys.stderr)
         return None
     response = app.handle(event, LocalContext())
     if isinstance(response.get("body"), str):
