@@ -11,26 +11,14 @@ from datetime import UTC, datetime
 import pytest
 
 from runtime import capture
+from runtime.contracts import CAPTURE_FIELDS
 from runtime.exceptions import ConfigurationError, InputValidationError
 from serving.settings import Settings
 from tests.conftest import EVENTS_DIR, init_handler, make_app
 
 pytestmark = pytest.mark.capture
 
-KEYS = [
-    "record",
-    "schema",
-    "inference_id",
-    "request_id",
-    "timestamp",
-    "model_version",
-    "features",
-    "probability",
-    "label",
-    "class",
-    "confidence",
-    "out_of_range",
-]
+KEYS = list(CAPTURE_FIELDS)  # the contract the monitor reads: the writer must follow it, key for key
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 
 
