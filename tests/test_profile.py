@@ -1,4 +1,4 @@
-"""benchmarks/profile.py's arithmetic: what bounds each of issue 13's targets, from a run's results and profile."""
+"""benchmarks/profile.py's arithmetic: what bounds each benchmark target, from a run's results and profile."""
 
 from __future__ import annotations
 
