@@ -29,7 +29,7 @@ def session_options(
     """Options for a small Lambda: no thread pools, no spinning, sequential execution.
 
     A graph that ``make convert`` already optimised (the cache) is loaded as it is: re-running ORT's optimisers
-    on it changes nothing and cost ~15 ms of cold start in measurement.
+    on it changes nothing and would lengthen the cold start.
     """
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = intra_op_threads
@@ -92,8 +92,8 @@ class Model:
         self.threshold = manifest.threshold
         self.model_version: str = manifest.model_version
         self.input_name = artifacts.INPUT.name
-        # The binding's run() directly: the Python wrapper re-validates the feed on every call (~7 us of a
-        # ~110 us single-row run, measured), and raw_predict's callers have validated it already.
+        # The binding's run() directly: the Python wrapper re-validates the feed on every call, a visible share of a
+        # single-row run, and raw_predict's callers have validated it already.
         binding = getattr(self.session, "_sess", None)
         self._run = binding.run if binding is not None else self.session.run
         self._output_names = list(artifacts.OUTPUT_NAMES)
@@ -137,8 +137,8 @@ class Model:
 
     def raw_lists(self, X: np.ndarray) -> list[list]:
         """``raw_predict``'s outputs as Python lists (what a response serialises). One row runs through buffers
-        bound once (``_OneRow``), with the same numbers: 8-10 us less of the handler's p50 here, measured with
-        alternating calls. (Arrays copied out of the buffers gained nothing over ``raw_predict``, so it stays.)"""
+        bound once (``_OneRow``), with the same numbers and no output arrays to allocate. (Arrays copied out of the
+        buffers would gain nothing over ``raw_predict``, so it keeps ``session.run``.)"""
         if X.shape[0] == 1:
             lists = self._one.run(X)
             if lists is not None:
@@ -180,7 +180,7 @@ class Model:
 
 class _OneRow:
     """A single-row run into output buffers bound once (onnxruntime's IO binding): no output arrays to allocate and
-    wrap per request, ~10 % of a single-row run measured. The buffers are shared, so one thread at a time uses
+    wrap per request, a tenth or so of a single-row run. The buffers are shared, so one thread at a time uses
     them; ``run`` returns None to a caller that finds them busy (it takes the ordinary path instead)."""
 
     def __init__(self, session: ort.InferenceSession, X: np.ndarray, output_names: list[str], outs: list) -> None:
