@@ -655,3 +655,170 @@ def test_parquet_captures_take_the_same_path(tmp_path, ref, rows):
     assert (s.lines, s.kinds["prediction"], s.unique) == (30, 30, 30)
     got = con.execute(f'SELECT "{ref.names[0]}" FROM captures ORDER BY ts_us').fetchall()
     assert [v for (v,) in got] == X[:30, 0].tolist()
+
+
+# --- small windows and significance: drift waits for rows, rollback for evidence ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def training_rows():
+    from convert.dataset import DEFAULT_CSV, load_csv
+
+    return load_csv(DEFAULT_CSV)[0]
+
+
+def _window(ref, X):
+    """A window of ``X``'s rows with no labels (drift reads the readings only)."""
+    n = len(X)
+    version = np.full(n, ref.model_version, dtype=object)
+    return analysis.Window(0, T0, T0 + timedelta(days=7), X, np.full(n, 0.1), np.zeros(n, int), np.full(n, -1), version)
+
+
+def _data_drift(ref, X, min_rows=C.MIN_ROWS):
+    current = analysis.summarise(_window(ref, X), ref, C.MIN_LABELLED, with_ks=False, min_rows=min_rows)
+    return current, analysis.triggers(current, ref, 0, 1.0, C.MIN_LABELLED)["data_drift"]
+
+
+SIZES = (20, 50, 200, 1000, 5000)
+SEEDS = range(8)
+
+
+def test_windows_drawn_from_training_rarely_read_as_drift_at_any_size(ref, training_rows):
+    """The false-drift rate of windows drawn from the training rows themselves, at sizes from 20 to 5,000 rows."""
+    fired, old_rule = dict.fromkeys(SIZES, 0), dict.fromkeys(SIZES, 0)
+    for n in SIZES:
+        for seed in SEEDS:
+            X = training_rows[np.random.default_rng(seed).integers(0, len(training_rows), n)]
+            current, drift = _data_drift(ref, X)
+            fired[n] += drift["fired"]
+            old_rule[n] += current["max_psi"] > C.PSI_MAJOR  # the rule of thumb alone, at any size
+            assert drift["reason"].startswith("insufficient rows") == (n < C.MIN_ROWS)
+    assert sum(fired.values()) <= 1, fired  # at most 1 of 40 windows, where 1 % is the design's rate
+    assert old_rule[20] == old_rule[50] == len(SEEDS)  # what the rule of thumb alone said on small windows
+
+
+def test_a_shifted_window_of_moderate_size_still_reads_as_drift(ref, training_rows):
+    """Week 5's hydrogen calibration shift (+0.05 mL/100g) on 300 rows drawn from training."""
+    X = training_rows[np.random.default_rng(7).integers(0, len(training_rows), 300)].copy()
+    X[:, list(ref.names).index("Sensor_MeltHydrogen")] += 0.05
+    current, drift = _data_drift(ref, X)
+    assert drift["fired"]
+    assert current["drift"]["drifted"] == ["Sensor_MeltHydrogen"]
+    assert "Sensor_MeltHydrogen" in drift["reason"]
+
+
+def test_below_the_minimum_rows_drift_is_not_judged_but_a_lower_minimum_judges_it(ref, training_rows):
+    X = training_rows[:40].copy()
+    X[:, list(ref.names).index("Sensor_MeltHydrogen")] += 1.0  # far outside training: every row in the top decile
+    current, drift = _data_drift(ref, X)
+    assert not drift["fired"]
+    assert drift["reason"] == f"insufficient rows: 40 predictions in the window, {C.MIN_ROWS} needed"
+    assert current["drift"]["drifted"] == []
+    assert not current["drift"]["sufficient_rows"]
+    _, judged = _data_drift(ref, X, min_rows=40)
+    assert judged["fired"]
+    assert "Sensor_MeltHydrogen" in judged["reason"]
+
+
+def test_psi_limit_is_the_rule_of_thumb_or_chances_value_at_the_windows_size():
+    from scipy.stats import chi2
+
+    assert stats.psi_critical(100, 10, 0.01) == pytest.approx(chi2.ppf(0.99, 9) / 100)
+    assert stats.psi_limit(C.PSI_MAJOR, 20, 10, 0.01) == pytest.approx(chi2.ppf(0.99, 9) / 20)  # 1.08 at 20 rows
+    assert stats.psi_limit(C.PSI_MAJOR, 5000, 10, 0.01) == C.PSI_MAJOR  # 0.004 at 5,000 rows: the rule decides
+    assert stats.psi_critical(200, 4, 0.01) < stats.psi_critical(200, 10, 0.01)  # merged bins, fewer degrees
+
+
+@pytest.mark.parametrize("n", [C.MIN_ROWS, 1000])
+def test_psi_critical_holds_its_significance_on_samples_of_the_reference(n):
+    """n * PSI ~ chi-square(9) on deciles: the share of samples from the reference above the limit is its level."""
+    rng = np.random.default_rng(n)
+    level = 0.05
+    limit = stats.psi_critical(n, stats.PSI_BINS, level)
+    above = np.mean([stats.psi(rng.uniform(0, 100, n), UNIFORM) > limit for _ in range(4000)])
+    assert 0.03 < above < 0.07
+
+
+def test_rollback_needs_f1s_interval_wholly_below_the_line(ref):
+    noisy = _current(0.62, 1000, ci=[0.57, 0.67])
+    fired = analysis.triggers(noisy, ref, 0, 1.0, C.MIN_LABELLED)
+    assert not fired["rollback"]["fired"]
+    assert "not significantly" in fired["rollback"]["reason"]
+    assert "[0.570, 0.670]" in fired["rollback"]["reason"]
+    assert analysis.decide(fired) != "rollback"
+    assert analysis.warnings(noisy, ref, C.MIN_LABELLED) == [
+        f"rollback: {fired['rollback']['reason']}; no rollback on this window alone, watch the next ones"
+    ]
+    clear = _current(0.60, 1000, ci=[0.55, np.nextafter(ROLLBACK_F1, 0)])
+    assert _fired(ref, clear)["rollback"]
+    assert (
+        "significantly: its 95% interval" in analysis.triggers(clear, ref, 0, 1.0, C.MIN_LABELLED)["rollback"]["reason"]
+    )
+    assert analysis.warnings(clear, ref, C.MIN_LABELLED) == []  # acted on, not a warning
+    assert not _fired(ref, _current(0.60, 1000, ci=[0.55, ROLLBACK_F1]))["rollback"]  # touching the line is not below
+    assert analysis.warnings(_current(0.70, 1000, ci=[0.6, 0.8]), ref, C.MIN_LABELLED) == []
+
+
+def _cells_case(tmp_path, ref, rows, cells):
+    """Captures and labels whose confusion cells are ``cells`` ((truth, predicted) -> count), one hour apart."""
+    X, _ = rows
+    lines, labels, i = [], ["inference_id,defect"], 0
+    for (truth, predicted), count in cells.items():
+        for _ in range(count):
+            when = T0 + timedelta(minutes=2 * i)
+            lines.append(_record(ref, f"SN-{i}", when, X[i % len(X)], probability=0.9 if predicted else 0.1))
+            labels.append(f"SN-{i},{truth}")
+            i += 1
+    (tmp_path / "captures.jsonl").write_text("\n".join(lines) + "\n")
+    (tmp_path / "labels.csv").write_text("\n".join(labels) + "\n")
+    return tmp_path / "captures.jsonl", tmp_path / "labels.csv"
+
+
+def _report(tmp_path, augmented_model, captures, labels, *extra):
+    out = tmp_path / "out"
+    code = _run("--captures", captures, "--labels", labels, "--model", augmented_model, "--out", out, *extra)
+    return code, json.loads((out / "report.json").read_text()), (out / "report.html").read_text()
+
+
+def test_f1_below_the_line_by_noise_is_a_warning_in_json_and_html(tmp_path, augmented_model, ref, rows, capsys):
+    # F1 = 2*30 / (2*30 + 20 + 20) = 0.6 on 250 rows: below 0.65, its interval reaching above it
+    cells = {(1, 1): 30, (0, 1): 20, (1, 0): 20, (0, 0): 180}
+    code, report, page = _report(tmp_path, augmented_model, *_cells_case(tmp_path, ref, rows, cells))
+    assert report["quality"]["f1"] == pytest.approx(0.6)
+    assert report["quality"]["ci"]["f1"][1] > ROLLBACK_F1
+    assert report["decision"] != "rollback"
+    assert code != C.EXIT_ROLLBACK
+    assert len(report["warnings"]) == 1
+    assert "not significantly" in report["warnings"][0]
+    assert "Warnings (not acted on)" in page
+    assert "not significantly" in page
+
+
+def test_f1_significantly_below_the_line_rolls_back(tmp_path, augmented_model, ref, rows, capsys):
+    # F1 0.5 on 2,000 rows: its interval (about +-0.04) lies wholly below 0.65
+    cells = {(1, 1): 250, (0, 1): 250, (1, 0): 250, (0, 0): 1250}
+    code, report, _ = _report(tmp_path, augmented_model, *_cells_case(tmp_path, ref, rows, cells))
+    assert report["quality"]["ci"]["f1"][1] < ROLLBACK_F1
+    assert (report["decision"], code) == ("rollback", C.EXIT_ROLLBACK)
+    assert report["warnings"] == []
+
+
+def test_twenty_training_rows_say_insufficient_rows_not_retrain(tmp_path, augmented_model, ref, rows, capsys):
+    """20 rows straight from the training CSV: once data_drift on 28 of 30 features and exit 10."""
+    X, _ = rows
+    lines = [_record(ref, f"SN-{i}", T0 + timedelta(hours=i), X[i]) for i in range(20)]
+    (tmp_path / "captures.jsonl").write_text("\n".join(lines) + "\n")
+    (tmp_path / "labels.csv").write_text("inference_id,defect\n")
+    code, report, page = _report(tmp_path, augmented_model, tmp_path / "captures.jsonl", tmp_path / "labels.csv")
+    assert (report["decision"], code) == ("ok", C.EXIT_OK)
+    assert report["drift"]["drifted"] == []
+    assert not report["drift"]["sufficient_rows"]
+    assert report["triggers"]["data_drift"]["reason"].startswith("insufficient rows: 20 predictions")
+    assert report["thresholds"]["min_rows"] == C.MIN_ROWS
+    assert "Insufficient rows: 20 predictions" in page
+    assert "decision: ok (exit 0)" in capsys.readouterr().out
+    code, report, _ = _report(
+        tmp_path, augmented_model, tmp_path / "captures.jsonl", tmp_path / "labels.csv", "--min-rows", "20"
+    )
+    assert report["drift"]["sufficient_rows"]
+    assert report["drift"]["min_rows"] == 20
