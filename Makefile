@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 VERSION ?= v1.0
 DATA ?= data/die_casting.csv
 FORCE ?=
-OUT ?= models_onnx
+OUT ?=
 EVENT ?= tests/events/direct_named.json
 FORCE_FLAG := $(if $(filter 1 yes true,$(FORCE)),--force,)
 SEED ?=
@@ -35,6 +35,7 @@ $(STAMP): pyproject.toml requirements-runtime.txt requirements-convert.txt requi
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@$(PY) -c "from convert import kernels; kernels.warn_if_cuda_build()"  # the CPU build is the one wanted
 	@touch $@
 
 venv: $(STAMP) ## create .venv: the project (editable, the `diecast` command) with every extra, test, lint and docs tool
@@ -43,25 +44,29 @@ data: $(STAMP) ## regenerate the embedded synthetic dataset and its schema
 	$(DIECAST) data
 
 train: $(STAMP) ## train originals into deployment_models/VERSION (DATA=, SEED=, MAX_EPOCHS=, REUSE_AE=, CV_FOLDS=, SEARCH_BUDGET=, FORCE=1)
-	$(DIECAST) train --version $(VERSION) --data $(DATA) $(TRAIN_FLAGS) $(FORCE_FLAG)
+	$(DIECAST) train --model $(VERSION) --data $(DATA) $(TRAIN_FLAGS) $(FORCE_FLAG)
 
-convert: $(STAMP) ## export deployment_models/VERSION to models_onnx/VERSION with its certificate (FORCE=1)
-	$(DIECAST) convert --version $(VERSION) --out $(OUT) $(FORCE_FLAG)
+convert: $(STAMP) ## export deployment_models/VERSION to models_onnx/VERSION (OUT= another model folder) with its certificate (FORCE=1)
+	$(DIECAST) convert --model $(VERSION) $(if $(OUT),--out $(OUT),) $(FORCE_FLAG)
 
-convert-check: $(STAMP) ## CI: convert into build/convert-check, certify it, require model.onnx byte-identical to the shipped one
-	$(DIECAST) convert --version $(VERSION) --out build/convert-check --force --compare-to models_onnx/$(VERSION)
+convert-check: $(STAMP) ## CI: convert into build/convert-check/VERSION, certify it, require model.onnx byte-identical to the shipped one
+	$(DIECAST) convert --model $(VERSION) --out build/convert-check/$(VERSION) --force --compare-to $(VERSION)
 
 demo: $(STAMP) ## the main job end to end on the embedded data, in build/demo (train, convert, serve)
 	rm -rf build/demo
-	$(DIECAST) train --version $(VERSION) --out build/demo/deployment_models
-	$(DIECAST) convert --version $(VERSION) --models build/demo/deployment_models --out build/demo/models_onnx
-	@for e in tests/events/direct_named.json tests/events/batch.json tests/events/rest_predict.json tests/events/bad_missing_feature.json; do \
+	$(DIECAST) train --model build/demo/deployment_models/$(VERSION)
+	$(DIECAST) convert --model build/demo/deployment_models/$(VERSION) --out build/demo/models_onnx/$(VERSION)
+	@for e in tests/events/direct_named.json tests/events/batch.json tests/events/rest_predict.json; do \
 		echo "== $$e"; $(DIECAST) invoke --model build/demo/models_onnx/$(VERSION) --quiet-log $$e || exit 1; done
+	@e=tests/events/bad_missing_feature.json; expect=$$($(PY) -c "from diecast import exits; print(exits.INVOKE_ERROR_ANSWER)"); \
+		echo "== $$e (a typed 400: diecast invoke exits $$expect)"; \
+		$(DIECAST) invoke --model build/demo/models_onnx/$(VERSION) --quiet-log $$e; code=$$?; \
+		test $$code -eq $$expect || { echo "make demo: expected exit $$expect for $$e, got $$code" >&2; exit 1; }
 
-invoke: $(STAMP) ## print the handler's response to EVENT=tests/events/<name>.json (MODEL=folder, default the shipped model)
+invoke: $(STAMP) ## print the handler's response to EVENT=tests/events/<name>.json (MODEL=version or folder, default v1.0)
 	$(DIECAST) invoke $(if $(MODEL),--model $(MODEL),) $(EVENT)
 
-score: $(STAMP) ## batch-score INPUT=readings.csv|.parquet into OUTPUT=scores.csv|.parquet (MODEL=folder, SCORE_ARGS="--engine ray")
+score: $(STAMP) ## batch-score INPUT=readings.csv|.parquet into OUTPUT=scores.csv|.parquet (MODEL=version or folder, SCORE_ARGS="--engine ray")
 	@test -n "$(INPUT)" -a -n "$(OUTPUT)" || { echo "make score needs INPUT= and OUTPUT=, e.g. make score INPUT=data/die_casting.csv OUTPUT=build/scores.csv" >&2; exit 2; }
 	$(DIECAST) score $(if $(MODEL),--model $(MODEL),) $(SCORE_ARGS) $(INPUT) $(OUTPUT)
 
@@ -103,10 +108,15 @@ test: $(STAMP) lint docs ## lint, the docs build, the whole test suite, then a s
 OLD ?= v1.0
 NEW ?=
 _given = $(filter command line environment,$(origin $(1)))
+COMPARE_ARGS ?=
+_COMPARE_FLAGS = $(if $(call _given,DATA),--data $(DATA),) $(if $(call _given,OUT),--out $(OUT),) $(COMPARE_ARGS)
 
-compare: $(STAMP) ## compare two certified models: NEW=v1.1 [OLD=v1.0] [DATA=labelled.csv] [OUT=dir] (fails unless promote)
+compare: $(STAMP) ## compare two certified models: NEW=v1.1 [OLD=v1.0] [DATA=labelled.csv] [OUT=dir] [COMPARE_ARGS="--guard f1"] (fails unless promote)
 	@test -n "$(NEW)" || { echo "make compare needs NEW=<version or folder>, e.g. make compare OLD=v1.0 NEW=v1.1" >&2; exit 2; }
-	$(DIECAST) compare --old $(OLD) --new $(NEW) $(if $(call _given,DATA),--data $(DATA),) $(if $(call _given,OUT),--out $(OUT),)
+	@echo "$(DIECAST) compare --old $(OLD) --new $(NEW) $(_COMPARE_FLAGS)"; \
+		$(DIECAST) compare --old $(OLD) --new $(NEW) $(_COMPARE_FLAGS); code=$$?; \
+		test $$code -eq 0 || echo "make compare: not a promote: diecast compare exited $$code (diecast compare --help lists its exit codes)" >&2; \
+		exit $$code
 
 bench-score: $(STAMP) ## batch-scoring throughput at 1 and 2 workers and on local Ray; writes build/bench/score.json
 	$(PY) -m benchmarks.score_throughput

@@ -21,7 +21,7 @@ from batch.job import BatchInputError
 if TYPE_CHECKING:
     import pyarrow as pa
 
-OUTPUTS = ("probability", "label", "confidence")
+OUTPUTS = ("probability", "label", "confidence", "model_version")  # the score columns, in order
 REASON = "__reject_reason"  # travels with a scored chunk from the scoring step to the writer, never written
 ROW, WHY = "row", "reason"  # the rejects file's first two columns
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
@@ -180,6 +180,7 @@ def output_schema(schema: pa.Schema, keep: Sequence[str], prefix: str) -> pa.Sch
         (prefix + "probability", pa.float32()),
         (prefix + "label", pa.int64()),
         (prefix + "confidence", pa.string()),
+        (prefix + "model_version", pa.string()),
     ]
     return pa.schema([schema.field(n) for n in keep] + [pa.field(n, t) for n, t in scores])
 

@@ -2,7 +2,8 @@
 
 Re-scoring history after a retrain, or backfilling predictions for the monitor. The output (CSV or Parquet, by
 its extension) holds the input's rows in order, its non-feature columns, then ``probability`` (float32),
-``label`` (int64) and ``confidence`` (the handler's band), the same numbers as ``runtime.load(model).predict``
+``label`` (int64), ``confidence`` (the handler's band) and ``model_version`` (the manifest's, as the handler
+answers it), the same numbers as ``runtime.load(model).predict``
 bit for bit whatever the engine and chunking. Rows with a missing, non-numeric, non-finite or out-of-envelope
 reading go to ``<output stem>.rejects.csv`` with their 1-based row number and the reason. Both files are written
 under a temporary name and renamed into place: nothing half-written is ever visible.
@@ -66,6 +67,7 @@ def score(job: Job) -> Summary:
     features = Manifest.read(job.model_dir).feature_names
     stream = scorer.open(job, features)
     keep = io.check_columns(job.input, stream.schema.names, features, job.prefix)
+    os.makedirs(os.path.dirname(os.path.abspath(job.output)), exist_ok=True)  # every check passed: OUTPUT's folder
     with _progress(stream.total, job.progress) as bar:
         return write_scored(stream.chunks, job.output, stream.schema, keep, job.prefix, bar)
 
@@ -80,8 +82,9 @@ def check_paths(job: Job, local_input: bool) -> None:
         raise BatchInputError("OUTPUT is the INPUT file; write the scores to another file")
     if os.path.exists(job.output) and not job.force:
         raise BatchInputError(f"{job.output} already exists; pass --force to replace it")
-    if not os.path.isdir(os.path.dirname(os.path.abspath(job.output))):
-        raise BatchInputError(f"{os.path.dirname(job.output)}: no such folder for OUTPUT")
+    folder = os.path.dirname(os.path.abspath(job.output))
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise BatchInputError(f"{os.path.dirname(job.output)}: not a folder, so OUTPUT cannot be written there")
 
 
 def write_scored(

@@ -91,8 +91,9 @@ def _beyond_envelope(predictor: Predictor, X: np.ndarray, ok: np.ndarray, reason
 
 def score_columns(predictor: Predictor, table: pa.Table, prefix: str = "") -> pa.Table:
     """A chunk (at least the model's feature columns) -> a table of its scores, one row per input row:
-    ``probability`` (float32), ``label`` (int64), ``confidence`` (string) and the internal reject reason
-    (string, null for a scored row); rejected rows get nulls for the scores."""
+    ``probability`` (float32), ``label`` (int64), ``confidence`` (string), ``model_version`` (string: the model
+    that scored the row) and the internal reject reason (string, null for a scored row); rejected rows get nulls
+    for the scores."""
     pa = require("pyarrow")
     X, reasons = feature_matrix(table, predictor.feature_names)
     ok = np.array([r is None for r in reasons], dtype=bool)
@@ -109,6 +110,7 @@ def score_columns(predictor: Predictor, table: pa.Table, prefix: str = "") -> pa
             prefix + "probability": pa.array(proba, mask=~ok),
             prefix + "label": pa.array(label, mask=~ok),
             prefix + "confidence": pa.array(bands, type=pa.string()),
+            prefix + "model_version": pa.array([predictor.model_version] * len(ok), type=pa.string()),
             REASON: pa.array(reasons, type=pa.string()),
         }
     )

@@ -23,10 +23,6 @@ from runtime.manifest import Manifest
 STEPS = ("load models", "score rows", "bootstrap", "latency", "report")
 
 
-class UsageError(ValueError):
-    """An argument names something that does not exist or cannot be used; the message says what to pass."""
-
-
 @dataclass(frozen=True)
 class Resampling:
     """How many resamples and timed rounds the comparison draws, and from which seed."""
@@ -34,20 +30,6 @@ class Resampling:
     bootstrap_rounds: int = defaults.BOOTSTRAP_ROUNDS
     latency_rounds: int = defaults.LATENCY_ROUNDS
     seed: int = defaults.SEED
-
-
-def resolve(spec: str, models_dir: Path) -> Path:
-    """A version under ``models_dir`` (``v1.1``) or a model folder's path."""
-    path = Path(spec)
-    if path.is_dir():
-        return path
-    candidate = models_dir / spec
-    if candidate.is_dir():
-        return candidate
-    known = sorted(p.parent.name for p in models_dir.glob("*/manifest.json")) if models_dir.is_dir() else []
-    raise UsageError(
-        f"no model folder for {spec!r}: not a folder, nor {candidate}; versions there: {', '.join(known) or 'none'}"
-    )
 
 
 def labels(old: Manifest, new: Manifest) -> tuple[str, str]:
@@ -86,19 +68,18 @@ def _by_type(boot: dict, y: np.ndarray, types: np.ndarray | None, kinds: list[st
 
 
 def compare(
-    old: str,
-    new: str,
-    models_dir: Path,
+    old: Path,
+    new: Path,
     labelled: Path | None,
     rules: Rules,
     resampling: Resampling,
     progress: Callable[[str], None],
 ) -> tuple[dict, dict[str, str]]:
-    """Compare model ``new`` with ``old`` (versions under ``models_dir`` or folders) on the ``labelled`` CSV (None:
+    """Compare the model in folder ``new`` with the one in ``old`` on the ``labelled`` CSV (None:
     the embedded test split). Returns (compare.json's content, the report's charts as {title: base64 PNG}).
     ``progress`` is told each step of ``STEPS`` after the first as it starts."""
     started = time.perf_counter()
-    paths = {"old": resolve(old, models_dir), "new": resolve(new, models_dir)}
+    paths = {"old": old, "new": new}
     manifests = {k: Manifest.read(p) for k, p in paths.items()}
     pair = labels(manifests["old"], manifests["new"])
     check_compatible(manifests["old"], manifests["new"], pair)

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from diecast import exits
 from evaluation import policy
 from runtime.contracts import ROLLBACK_F1
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-MODELS_DIR = REPO_ROOT / "models_onnx"
 OUT_ROOT = REPO_ROOT / "build" / "compare"
 JSON_FILE = "compare.json"
 HTML_FILE = "report.html"
@@ -37,6 +37,6 @@ LATENCY_ROUNDS = 2000  # single-row runs per model, interleaved
 LATENCY_WARMUP = 200  # runs per model before timing
 
 # Exit codes.
-EXIT_PROMOTE, EXIT_HOLD, EXIT_REJECT = 0, 10, 20
-EXIT_USAGE = 2  # bad arguments, unknown or incompatible models, unusable data; nothing written
+EXIT_PROMOTE, EXIT_HOLD, EXIT_REJECT = exits.OK, exits.COMPARE_HOLD, exits.COMPARE_REJECT
+EXIT_USAGE = exits.USAGE  # bad arguments, unknown or incompatible models, unusable data; nothing written
 EXIT_CODES = {"promote": EXIT_PROMOTE, "hold": EXIT_HOLD, "reject": EXIT_REJECT}

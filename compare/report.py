@@ -23,15 +23,23 @@ VERDICT_COLOURS = {"promote": "#2e7d32", "hold": "#b26a00", "reject": "#c62828"}
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temp file beside ``path``, then rename it into place."""
+    """Write ``text`` to a temp file beside ``path``, then rename it into place, with the mode any new file gets
+    (0644 under the usual umask): mkstemp's 0600 would hide the report from the team that reads it."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # the only way to read it is to set it: put it straight back
+    os.umask(mask)
+    return mask
 
 
 def _figure_png(fig: Any) -> str:

@@ -115,3 +115,27 @@ def require() -> str:
             "run training and conversion as diecast train and diecast convert"
         )
     return name
+
+
+CPU_INDEX = "https://download.pytorch.org/whl/cpu"  # where the CPU build of torch comes from
+
+
+def cuda_build_warning(version: str, cuda: str | None) -> str | None:
+    """One line when the installed torch (``torch.__version__``, ``torch.version.cuda``) is a CUDA build: gigabytes
+    of GPU libraries this project never uses. None for the CPU build."""
+    if cuda is None:
+        return None
+    release = version.split("+")[0]
+    return (
+        f"warning: torch {version} is a CUDA build (CUDA {cuda}); this project uses the CPU build: "
+        f"pip install torch=={release} --index-url {CPU_INDEX}"
+    )
+
+
+def warn_if_cuda_build() -> None:
+    """``make venv``'s check after installing: the warning on stderr, never a failure."""
+    import torch
+
+    warning = cuda_build_warning(torch.__version__, torch.version.cuda)
+    if warning:
+        print(warning, file=sys.stderr)

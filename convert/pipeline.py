@@ -2,7 +2,7 @@
 
 Steps: load ``deployment_models/<version>`` (the oracle) -> export the scaler, encoder and GB and fuse them into
 one standard ONNX graph (plus onnxruntime's optimised copy, a cache) -> certify every file that ships against the
-oracle (``convert.certificate``) -> publish ``models_onnx/<version>/`` atomically, or exit 1 and publish nothing
+oracle (``convert.certificate``) -> publish ``models_onnx/<version>/`` atomically, or publish nothing (exit 6)
 when a bar is missed. An existing version is never replaced without ``--force``.
 """
 
@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from convert import dataset, defaults, kernels, originals
+from diecast import exits
 
 CERT_FUZZ_SEED = 7
 ENVELOPE_ROWS = 500
@@ -31,9 +32,8 @@ def log(msg: str) -> None:
 class Options:
     """What to convert and where; ``convert(Options(...))`` runs it."""
 
-    version: str
-    models_root: Path
-    out_root: Path
+    source: Path  # the originals' folder, named by its version (deployment_models/v1.0)
+    target: Path  # the model folder to publish (models_onnx/v1.0)
     force: bool = False
     fuzz_rows: int = defaults.FUZZ_ROWS
     report_dir: Path | None = None
@@ -176,16 +176,16 @@ def convert(opts: Options) -> int:
     from convert.model import LATENT_DIM
     from convert.reference import load_reference
 
-    src, target = opts.models_root / opts.version, opts.out_root / opts.version
-    report_dir = opts.report_dir or defaults.CONVERT_REPORTS / opts.version
+    src, target, version = opts.source, opts.target, opts.source.name
+    report_dir = opts.report_dir or defaults.CONVERT_REPORTS / version
     try:
         originals.refuse_to_replace(target, opts.force, "convert")
         if not src.is_dir():
-            raise FileNotFoundError(f"no originals at {src}; train them first (make train VERSION={opts.version})")
+            raise FileNotFoundError(f"no originals at {src}; train them first (make train VERSION={version})")
         level = kernels.require()
     except (FileExistsError, FileNotFoundError, kernels.KernelPinError) as exc:
         log(f"error: {exc}")
-        return 2
+        return exits.USAGE
     started = time.perf_counter()
     import torch
 
@@ -195,11 +195,11 @@ def convert(opts: Options) -> int:
         reference = load_reference(src)
     except Exception as exc:
         log(f"error: cannot load the originals in {src}: {type(exc).__name__}: {exc}")
-        return 2
-    fields = manifest.fields(reference, opts.version, LATENT_DIM)
+        return exits.USAGE
+    fields = manifest.fields(reference, version, LATENT_DIM)
     log("[2/4] writing the graph: scaler (float64 Sub/Div), encoder (folded attention), GB (skl2onnx's trees)")
     model = export_graph(reference, fields)
-    with originals.staging(opts.out_root, opts.version) as staging:
+    with originals.staging(target.parent, target.name) as staging:
         files, graph = write_graphs(model, staging, opts.ort_cache)
         doc = {**fields, "files": files, "graph": graph, "converted_with": manifest.converted_with()}
         originals.write_json(staging / artifacts.MANIFEST_FILE, doc)
@@ -210,7 +210,7 @@ def convert(opts: Options) -> int:
             rows = sources(reference, data_csv, opts.fuzz_rows, fields)
         except dataset.DataValidationError as exc:
             log(f"error: {exc}")
-            return 2
+            return exits.USAGE
         report = certificate.certify(reference, rows, engines(staging, files, rows))
         report |= {"model_version": doc["model_version"], "files": files, "data": str(data_csv)}
         report_dir.mkdir(parents=True, exist_ok=True)
@@ -218,17 +218,18 @@ def convert(opts: Options) -> int:
         print(certificate.table(report))
         if not report["passed"]:
             log(f"error: the certificate failed; nothing published. Report: {report_dir / artifacts.CERTIFICATE_FILE}")
-            return 1
+            return exits.CONVERT_CERTIFICATE_FAILED
         originals.write_json(staging / artifacts.MANIFEST_FILE, doc | {"certificate": summary(report)})
         originals.write_json(staging / artifacts.CERTIFICATE_FILE, report)
         log(f"[4/4] publishing {target}")
         originals.publish(staging, target)
     log(f"done in {time.perf_counter() - started:.0f} s: {target} ({doc['model_version']}, {', '.join(files)})")
-    return 0
+    return exits.OK
 
 
 def compare_published(new_dir: Path, shipped_dir: Path) -> int:
-    """0 when the new model.onnx is byte-identical to the shipped one (the export is deterministic), else 3."""
+    """0 when the new model.onnx is byte-identical to the shipped one (the export is deterministic), else
+    ``diecast.exits.CONVERT_DIFFERS``."""
     from runtime import artifacts
 
     new, shipped = (json.loads((d / artifacts.MANIFEST_FILE).read_text())["files"] for d in (new_dir, shipped_dir))
@@ -238,10 +239,10 @@ def compare_published(new_dir: Path, shipped_dir: Path) -> int:
             f"{new['model']['sha256'][:12]} vs {shipped['model']['sha256'][:12]}); re-run make convert FORCE=1 and "
             "commit models_onnx/"
         )
-        return 3
+        return exits.CONVERT_DIFFERS
     same_cache = new.get("ort_cache", {}).get("sha256") == shipped.get("ort_cache", {}).get("sha256")
     log(
         f"{new_dir}/{artifacts.MODEL_FILE} is byte-identical to the shipped one"
         + ("" if same_cache else " (onnxruntime's cache differs: both are certified)")
     )
-    return 0
+    return exits.OK

@@ -345,7 +345,7 @@ def _reused(models_root: Path, reuse_ae: str, out_dir: Path, version: str) -> re
     if reuse_ae == version and models_root.resolve() == out_dir.resolve():
         raise reuse.ReuseError(
             f"--reuse-ae {reuse_ae} would replace the version it reuses; write the retrain to a new version "
-            "(e.g. --version v1.1)"
+            "(e.g. --model v1.1)"
         )
     return reuse.load(models_root, reuse_ae)
 

@@ -25,4 +25,9 @@ def _version() -> str:
             return "0+unknown"
 
 
-__version__ = _version()
+def __getattr__(name: str) -> str:
+    """``diecast.__version__``, read when first asked for: importing ``diecast.exits`` reads no metadata."""
+    if name == "__version__":
+        globals()["__version__"] = version = _version()
+        return version
+    raise AttributeError(f"module 'diecast' has no attribute {name!r}")

@@ -18,8 +18,8 @@ import sys
 from importlib import metadata
 from types import ModuleType
 
-from diecast import DISTRIBUTION, __version__
-from diecast.commands import UsageError
+from diecast import DISTRIBUTION, __version__, exits
+from diecast.commands import InputError, UsageError
 
 # name -> module; the order is the order of ``diecast --help``.
 COMMANDS: dict[str, str] = {
@@ -36,7 +36,7 @@ EXTRA_MODULES: dict[str, frozenset[str]] = {
     "batch": frozenset({"pyarrow", "tqdm", "ray"}),
 }
 
-EXIT_USAGE = 2  # argparse's code for a bad command line; also a missing extra or an unknown command
+EXIT_USAGE = exits.USAGE  # argparse's code for a bad command line; also a missing extra or an unknown command
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -114,6 +114,9 @@ def _dispatch(name: str, rest: list[str]) -> int:
         return int(module.run(parsed))
     except UsageError as exc:
         parser.error(str(exc))
+    except InputError as exc:
+        _fail(f"error: {exc}")
+        return EXIT_USAGE
     except ModuleNotFoundError as exc:
         return _missing(name, exc)
 

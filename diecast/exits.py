@@ -7,6 +7,7 @@ Each command's ``--help`` prints its rows from here (``epilog``) and docs/cli.md
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 
 OK = 0
@@ -40,7 +41,9 @@ TABLE: tuple[ExitCode, ...] = (
         "bad arguments, settings or input: the message names the flag, file, field or variable and the fix; "
         "nothing is written",
     ),
-    ExitCode(SCORE_REJECTS, "some rows were rejected: the rest is written, the rejects file gives each reason", "score"),
+    ExitCode(
+        SCORE_REJECTS, "some rows were rejected: the rest is written, the rejects file gives each reason", "score"
+    ),
     ExitCode(INVOKE_ERROR_ANSWER, "the application answered with an error status (4xx or 5xx), printed", "invoke"),
     ExitCode(DATA_DIFFERS, "--check: the CSV differs from the generator's output", "data"),
     ExitCode(
@@ -53,8 +56,10 @@ TABLE: tuple[ExitCode, ...] = (
         "--compare-to: the new model.onnx differs from that folder's (the new one is published)",
         "convert",
     ),
-    ExitCode(MONITOR_RETRAIN, "retrain: a retrain signal fired (drift, a performance drop, new labels or age)", "monitor"),
-    ExitCode(MONITOR_ROLLBACK, "rollback: the served model's F1 fell below the rollback line", "monitor"),
+    ExitCode(
+        MONITOR_RETRAIN, "retrain: a retrain signal fired (drift, a performance drop, new labels or age)", "monitor"
+    ),
+    ExitCode(MONITOR_ROLLBACK, "rollback: the served model's F1 is significantly below the rollback line", "monitor"),
     ExitCode(COMPARE_HOLD, "hold: NEW is not shown good enough to replace OLD (or the data is too thin)", "compare"),
     ExitCode(COMPARE_REJECT, "reject: NEW is below the F1 floor or significantly worse on a guard metric", "compare"),
 )
@@ -81,6 +86,7 @@ def epilog(command: str) -> str:
     width = len(str(max(c.number for c in codes(command))))
     lines = ["exit codes:"]
     for c in codes(command):
-        meaning = f"success: {SUCCESS[command]}" if c.number == OK else c.meaning
-        lines.append(f"  {c.number:<{width}}  {meaning}")
+        meaning = SUCCESS[command] if c.number == OK else c.meaning
+        indent = " " * (width + 4)
+        lines += textwrap.wrap(meaning, 100, initial_indent=f"  {c.number:<{width}}  ", subsequent_indent=indent)
     return "\n".join(lines) + "\n"

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from diecast import cli
-from tests.conftest import REPO_ROOT
+from diecast import cli, exits
+from diecast.commands import InputError, model_folder, new_model_folder
+from tests.conftest import ONNX_DIR, REPO_ROOT
 
 PYPROJECT = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
 HEAVY = sorted(set().union(*cli.EXTRA_MODULES.values()))  # every extra's top-level modules
@@ -115,7 +116,7 @@ def test_train_help_is_quick():
 
 
 def test_a_missing_extra_is_one_line_naming_it(tmp_path):
-    proc = _diecast("train", "--version", "v9", "--out", str(tmp_path), prelude=BLOCK.format(names={"torch"}))
+    proc = _diecast("train", "--model", str(tmp_path / "v9"), prelude=BLOCK.format(names={"torch"}))
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"diecast train needs the 'convert' extra: {cli.install_hint('convert')}"
     assert "pip install" in cli.install_hint("convert")
@@ -165,6 +166,147 @@ def test_every_command_module_has_the_interface(name):
     assert module.EXTRA is None or module.EXTRA in cli.EXTRA_MODULES
     assert callable(module.configure)
     assert callable(module.run)
+
+
+# --- exit codes ---------------------------------------------------------------------------------------------------
+
+
+def test_every_exit_code_has_one_meaning_in_every_command():
+    numbers = [c.number for c in exits.TABLE]
+    assert len(numbers) == len(set(numbers)), "a number with two meanings"
+    assert [c.number for c in exits.TABLE if c.command is None] == [0, 1, 2]
+    assert {c.command for c in exits.TABLE} - {None} <= set(cli.COMMANDS)
+    assert set(exits.SUCCESS) == set(cli.COMMANDS)
+    assert (exits.MONITOR_RETRAIN, exits.MONITOR_ROLLBACK) == (10, 20)  # what schedulers already act on
+
+
+def _parser(name: str):
+    import argparse
+
+    parser = argparse.ArgumentParser(prog=f"diecast {name}", formatter_class=cli.HelpFormatter)
+    cli._load(name).configure(parser)
+    return parser
+
+
+@pytest.mark.parametrize("name", PRESENT)
+def test_each_commands_help_lists_its_exit_codes_from_the_table(name):
+    help_text = _parser(name).format_help()
+    assert exits.epilog(name) in help_text
+    for code in exits.codes(name):
+        assert re.search(rf"^  {code.number} +\S", help_text, re.MULTILINE), (name, code.number)
+
+
+def test_the_docs_show_the_same_table():
+    page = (REPO_ROOT / "docs" / "cli.md").read_text()
+    section = page.split("## Exit codes", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| (\d+) \| ([^|]+) \|", section, re.MULTILINE)
+    shown = {int(number): where.strip() for number, where in rows}
+    assert shown == {c.number: f"`diecast {c.command}`" if c.command else "every command" for c in exits.TABLE}
+
+
+def test_the_command_modules_and_the_libraries_use_the_table():
+    from compare import defaults as compare_defaults
+    from diecast.commands import score
+    from monitor import constants
+
+    assert compare_defaults.EXIT_CODES == {"promote": 0, "hold": exits.COMPARE_HOLD, "reject": exits.COMPARE_REJECT}
+    assert constants.EXIT_CODES == {"ok": 0, "retrain": exits.MONITOR_RETRAIN, "rollback": exits.MONITOR_ROLLBACK}
+    assert score.EXIT_REJECTS == exits.SCORE_REJECTS
+
+
+# --- one way to name a model, one spelling of each shared flag ---------------------------------------------------
+
+
+def _options(name: str) -> set[str]:
+    return {o for a in _parser(name)._actions if a.help != "==SUPPRESS==" for o in a.option_strings}
+
+
+@pytest.mark.parametrize("name", ["train", "convert", "score", "monitor", "invoke"])
+def test_every_command_that_takes_a_model_takes_it_as_model(name):
+    assert "--model" in _options(name)
+    action = next(a for a in _parser(name)._actions if "--model" in a.option_strings)
+    assert "version" in action.help.lower(), action.help
+    assert "folder" in action.help.lower(), action.help
+
+
+def test_seed_and_progress_are_spelled_alike_everywhere():
+    for name in PRESENT:
+        options = _options(name)
+        assert {o for o in options if "seed" in o} <= {"--seed"}, name
+        progress = {o for o in options if "progress" in o}
+        assert progress in (set(), {"--progress", "--no-progress"}), (name, progress)
+
+
+def test_a_model_is_a_version_under_the_models_folder_or_a_folder(tmp_path):
+    models = ONNX_DIR.parent
+    assert model_folder("v1.0", models, "--model") == models / "v1.0"
+    assert model_folder(str(ONNX_DIR), tmp_path, "--model") == ONNX_DIR
+    with pytest.raises(InputError) as missing:
+        model_folder("v7.7", models, "--old")
+    assert str(missing.value).startswith(f"--old v7.7: no model folder at {Path('v7.7').resolve()} nor at ")
+    assert str(models / "v7.7") in str(missing.value)
+    assert "versions in" in str(missing.value)
+    assert "v1.0" in str(missing.value)
+    with pytest.raises(InputError, match=r"--model .*: .* holds no manifest.json, so it is not a certified model"):
+        model_folder(str(tmp_path), models, "--model")
+    assert new_model_folder("v1.2", tmp_path, "--model") == tmp_path / "v1.2"
+    assert new_model_folder("build/try/v9", tmp_path, "--model") == Path("build/try/v9")
+    with pytest.raises(InputError, match=r"^--model must look like v1.0 \(v<major>\[.<minor>...\]\), got '1.1'$"):
+        new_model_folder("1.1", tmp_path, "--model")
+
+
+def test_version_prints_the_programs_version_and_train_keeps_its_older_flag_name():
+    proc = _diecast("--version")
+    assert proc.stdout.splitlines()[0] == f"diecast {PYPROJECT['project']['version']}"
+    args = _parser("train").parse_args(["--version", "v1.2"])
+    assert args.model == "v1.2"
+    assert "--version" not in _parser("train").format_help()  # shown only as --model
+
+
+# --- make -------------------------------------------------------------------------------------------------------
+
+
+def _make_n(*args: str) -> str:
+    proc = subprocess.run(["make", "-n", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_make_names_models_as_the_commands_do():
+    assert "convert --model v1.0 --out build/convert-check/v1.0 --force --compare-to v1.0" in _make_n("convert-check")
+    demo = _make_n("demo")
+    assert "train --model build/demo/deployment_models/v1.0" in demo
+    assert "convert --model build/demo/deployment_models/v1.0 --out build/demo/models_onnx/v1.0" in demo
+    assert "exits.INVOKE_ERROR_ANSWER" in demo  # the bad event must answer its error code, not pass silently
+    compare = _make_n("compare", "NEW=v1.1", "DATA=x.csv", "COMPARE_ARGS=--guard f1")
+    assert "compare --old v1.0 --new v1.1 --data x.csv  --guard f1" in compare
+
+
+# --- set-up on a stock machine -------------------------------------------------------------------------------------
+
+
+def test_a_cuda_build_of_torch_is_named_with_the_way_to_the_cpu_build():
+    from convert import kernels
+
+    warning = kernels.cuda_build_warning("2.13.0+cu126", "12.6")
+    assert warning == (
+        "warning: torch 2.13.0+cu126 is a CUDA build (CUDA 12.6); this project uses the CPU build: "
+        "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu"
+    )
+    assert kernels.cuda_build_warning("2.13.0+cpu", None) is None
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    assert "kernels.warn_if_cuda_build()" in makefile.split("venv: $(STAMP)")[0]  # in the install recipe
+
+
+def test_the_convert_requirements_say_where_the_cpu_build_comes_from_without_an_index():
+    text = (REPO_ROOT / "requirements-convert.txt").read_text()
+    comments = "\n".join(line for line in text.splitlines() if line.startswith("#"))
+    assert "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" in comments
+    assert "CUDA" in comments
+    options = [line for line in text.splitlines() if line.startswith("-") and not line.startswith("-r ")]
+    assert options == []  # no --index-url / --extra-index-url: CI machines without access would hang
+    for page in ("README.md", "docs/training.md"):
+        assert "--index-url https://download.pytorch.org/whl/cpu" in (REPO_ROOT / page).read_text(), page
 
 
 # --- the extras against the pinned requirements files -------------------------------------------------------------
@@ -255,6 +397,6 @@ def test_pip_install_dot_gives_a_diecast_that_runs_with_the_serving_set_alone(tm
     assert all(f"  {name} " in listing.stdout for name in cli.COMMANDS)
     assert run("--version").stdout.strip() == f"diecast {PYPROJECT['project']['version']}"
     assert run("train", "--help").returncode == 0
-    missing = run("train", "--out", str(tmp_path / "models"))
+    missing = run("train", "--model", str(tmp_path / "models" / "v9"))
     assert missing.returncode == 2
     assert missing.stderr == "diecast train needs the 'convert' extra: pip install '.[convert]'\n"

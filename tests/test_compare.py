@@ -284,11 +284,15 @@ def test_cli_model_against_itself_holds_with_full_agreement(tmp_path, capsys):
     assert page.index("HOLD") < page.index("<h2>Metrics")  # the verdict comes first
     assert page.count("data:image/png;base64,") == 4  # ROC, calibration, disagreement, per-type recall
     assert "HOLD" in capsys.readouterr().out
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in ("compare.json", "report.html"):  # the mode every other command's outputs get, not mkstemp's 0600
+        assert (tmp_path / "out" / name).stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_cli_refuses_unknown_versions_bad_data_and_incompatible_models(tmp_path, capsys):
     assert main(["--old", "v1.0", "--new", "v7.7", "--out", str(tmp_path / "o"), *FAST]) == defaults.EXIT_USAGE
-    assert "no model folder for 'v7.7'" in capsys.readouterr().err
+    assert "--new v7.7: no model folder at " in capsys.readouterr().err
     bad = tmp_path / "bad.csv"
     bad.write_text(DATA_CSV.read_text().replace("Process_Pressure", "Pressure", 1))
     args = ["--old", "v1.0", "--new", "v1.0", "--data", str(bad), "--out", str(tmp_path / "o"), *FAST]
@@ -354,5 +358,5 @@ def test_help_documents_rules_defaults_and_exit_codes():
         [sys.executable, "-m", "compare", "--help"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
     )
     text = " ".join(proc.stdout.split())  # argparse wraps to the terminal's width
-    for expected in ("--min-f1", "(default: 0.65)", "--margin", "Exit codes: 0 promote, 10 hold, 20 reject"):
+    for expected in ("--min-f1", "(default: 0.65)", "--margin", "exit codes: 0 promote", "30 hold:", "40 reject:"):
         assert expected in text

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import runtime
+from diecast import exits
 from runtime import artifacts
 from tests.conftest import DEPLOYMENT_DIR, ONNX_DIR
 
@@ -165,7 +166,7 @@ def test_a_broken_conversion_fails_parity_and_publishes_nothing(tmp_path, monkey
     code = cli.main(
         [
             "--out",
-            str(tmp_path / "out"),
+            str(tmp_path / "out" / "v1.0"),
             "--report-dir",
             str(tmp_path / "report"),
             "--fuzz-rows",
@@ -173,7 +174,7 @@ def test_a_broken_conversion_fails_parity_and_publishes_nothing(tmp_path, monkey
             "--no-ort-cache",
         ]
     )
-    assert code == 1
+    assert code == exits.CONVERT_CERTIFICATE_FAILED
     assert not (tmp_path / "out" / "v1.0").exists()
     assert not [p for p in (tmp_path / "out").iterdir()]  # no staging left behind
     out, err = capsys.readouterr()
@@ -191,7 +192,7 @@ def test_convert_refuses_to_overwrite_a_published_version(tmp_path, capsys):
     from convert import __main__ as cli
 
     (tmp_path / "v1.0").mkdir()
-    assert cli.main(["--out", str(tmp_path)]) == 2
+    assert cli.main(["--out", str(tmp_path / "v1.0")]) == 2
     assert "already exists; pass --force" in capsys.readouterr().err
 
 
@@ -200,6 +201,6 @@ def test_convert_names_an_unloadable_original(tmp_path, capsys):
 
     shutil.copytree(DEPLOYMENT_DIR, tmp_path / "models" / "v1.0")
     (tmp_path / "models" / "v1.0" / "scaler.pkl").write_bytes(b"garbage")
-    assert cli.main(["--models", str(tmp_path / "models"), "--out", str(tmp_path / "out")]) == 2
+    assert cli.main(["--models", str(tmp_path / "models"), "--out", str(tmp_path / "out" / "v1.0")]) == 2
     assert "cannot load the originals" in capsys.readouterr().err
     assert not (tmp_path / "out" / "v1.0").exists()

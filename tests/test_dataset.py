@@ -144,26 +144,29 @@ def test_a_degrading_vacuum_raises_the_vacuum_level_and_the_defect_rate():
 
 
 def test_diecast_data_check_says_whether_a_csv_is_the_generators(tmp_path, capsys):
-    from diecast import cli
+    from diecast import cli, exits
 
     assert cli.main(["data", "--check"]) == 0
     assert "identical to the generator's output" in capsys.readouterr().out
     rows = dataset.DEFAULT_CSV.read_text().splitlines()
     (tmp_path / "edited.csv").write_text("\n".join([rows[0], *rows[2:]]) + "\n")
-    assert cli.main(["data", "--check", "--out", str(tmp_path / "edited.csv")]) == 1
+    assert cli.main(["data", "--check", str(tmp_path / "edited.csv")]) == exits.DATA_DIFFERS
     assert "DIFFERS from the generator's output" in capsys.readouterr().out
 
 
 def test_diecast_data_writes_simulated_production_and_never_over_the_embedded_csv(tmp_path, capsys):
     from diecast import cli
 
-    out = tmp_path / "week5.csv"
-    assert cli.main(["data", "--production", "40", "--vacuum", "0.5", "--out", str(out)]) == 0
+    out = tmp_path / "weeks" / "week5.csv"  # its folder is created
+    assert cli.main(["data", "--production", "40", "--vacuum", "0.5", str(out)]) == 0
     X, y = load_csv(out)
     assert X.shape == (40, 30)
     assert y.shape == (40,)
     assert f"wrote {out}: 40 rows" in capsys.readouterr().out
+    older = tmp_path / "older.csv"  # the older spelling, --out FILE, still works
+    assert cli.main(["data", "--production", "40", "--out", str(older)]) == 0
+    assert load_csv(older)[0].shape == (40, 30)
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["data", "--production", "40"])
     assert exit_info.value.code == 2
-    assert "--production writes a new file: give --out" in capsys.readouterr().err
+    assert "--production writes a new file: name it" in capsys.readouterr().err

@@ -54,7 +54,7 @@ def month_csv(tmp_path_factory):
 def _retrain(out, month_csv, *extra: str) -> subprocess.CompletedProcess:
     return _run(
         "convert.train",
-        *("--version", "v1.1", "--out", str(out), "--models", str(DEPLOYMENT_DIR.parent), "--reuse-ae", "v1.0"),
+        *("--model", str(out / "v1.1"), "--models", str(DEPLOYMENT_DIR.parent), "--reuse-ae", "v1.0"),
         *("--data", str(month_csv), *extra),
     )
 
@@ -93,7 +93,7 @@ def test_reuse_ae_keeps_the_scaler_and_encoder_bit_identical_and_retrains_the_gb
 def test_a_reuse_ae_retrain_converts_and_certifies(retrained, tmp_path):
     folder, _ = retrained
     proc = _run(
-        *("convert", "--version", "v1.1", "--models", str(folder.parent), "--out", str(tmp_path / "onnx")),
+        *("convert", "--model", str(folder), "--out", str(tmp_path / "onnx" / "v1.1")),
         *("--no-ort-cache", "--fuzz-rows", FUZZ_ROWS, "--report-dir", str(tmp_path / "report")),
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -179,14 +179,14 @@ def test_a_folder_without_versions_is_refused(tmp_path):
     ("args", "message"),
     [
         (["--reuse-ae", "v9.9"], "--reuse-ae v9.9: no such version"),
-        (["--version", "v1.0", "--reuse-ae", "v1.0", "--force"], "would replace the version it reuses"),
+        (["--model", "v1.0", "--reuse-ae", "v1.0", "--force"], "would replace the version it reuses"),
     ],
     ids=["unknown version", "reusing the target"],
 )
 def test_the_cli_refuses_a_bad_reuse_before_writing_anything(tmp_path, args, message):
     models = _copy_of_v1(tmp_path)
     before = _digests(models / "v1.0")
-    proc = _run("convert.train", "--out", str(models), "--version", "v1.1", *args)
+    proc = _run("convert.train", "--models", str(models), "--model", "v1.1", *args)
     assert proc.returncode == 2
     assert message in proc.stderr
     assert sorted(p.name for p in models.iterdir()) == ["v1.0"]  # no v1.1, no staging folder left
@@ -216,7 +216,7 @@ def test_contradictory_options_are_refused(tmp_path, capsys, args, message):
     from convert import train
 
     with pytest.raises(SystemExit) as exit_info:
-        train.main(["--out", str(tmp_path / "out"), *args])
+        train.main(["--model", str(tmp_path / "out" / "v1.0"), *args])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
@@ -364,5 +364,5 @@ def test_make_train_passes_the_retrain_options_through():
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
-    assert "--version v1.1" in proc.stdout
+    assert "--model v1.1" in proc.stdout
     assert "--reuse-ae v1.0 --cv-folds 3 --search-budget 600" in proc.stdout

@@ -39,6 +39,7 @@ def expected(dataset_xy):
         "probability": out["probability"],
         "label": out["label"],
         "confidence": [band(p) for p in out["probability"].tolist()],
+        "model_version": model.manifest.model_version,
     }
 
 
@@ -99,8 +100,9 @@ def test_scores_equal_predict_bit_for_bit_at_any_chunking(tmp_path, inputs, expe
         # Then every row is there, in order, with predict()'s exact numbers and the non-feature columns
         table = read_output(output)
         n = SUBSET if rows == "subset" else len(expected["label"])
-        assert table.column_names == ["defect", "defect_type", "probability", "label", "confidence"]
+        assert table.column_names == ["defect", "defect_type", "probability", "label", "confidence", "model_version"]
         assert table.num_rows == n
+        assert set(table["model_version"].to_pylist()) == {expected["model_version"]}
         assert_same_as_predict(table, expected, n)
         source = pacsv.read_csv(inputs[rows, "csv"])
         assert table["defect_type"].to_pylist() == source["defect_type"].to_pylist()
@@ -223,7 +225,13 @@ def test_prefix_names_the_score_columns_beside_older_ones(tmp_path, inputs, expe
     pacsv.write_csv(table, tmp_path / "history.csv")
     assert run_score(tmp_path / "history.csv", tmp_path / "out.parquet", "--prefix", "v1_0_") == score.EXIT_OK
     out = pq.read_table(tmp_path / "out.parquet")
-    assert out.column_names[-4:] == ["probability", "v1_0_probability", "v1_0_label", "v1_0_confidence"]
+    assert out.column_names[-5:] == [
+        "probability",
+        "v1_0_probability",
+        "v1_0_label",
+        "v1_0_confidence",
+        "v1_0_model_version",
+    ]
     assert np.array_equal(out["v1_0_probability"].to_numpy(), expected["probability"][:SUBSET])
 
 
@@ -233,6 +241,26 @@ def test_wrong_paths_are_usage_errors(tmp_path, inputs, capsys):
     assert run_score(tmp_path / "none.csv", tmp_path / "out.csv") == score.EXIT_USAGE
     assert run_score(inputs["subset", "csv"], inputs["subset", "csv"], "--force") == score.EXIT_USAGE
     assert "OUTPUT is the INPUT" in capsys.readouterr().err
+
+
+def test_the_model_is_a_version_or_a_folder_and_the_output_folder_is_created(tmp_path, inputs, capsys):
+    # Given a version instead of a folder, and an output whose folder does not exist yet
+    output = tmp_path / "not" / "yet" / "scores.csv"
+    args = ["score", str(inputs["subset", "csv"]), str(output), "--workers", "1", "--no-progress"]
+    # When it is scored, Then the folder is created and the file written
+    assert cli.main([*args, "--model", "v1.0"]) == score.EXIT_OK
+    assert read_output(output).num_rows == SUBSET
+    # And a model that is not there is named by its flag and both places looked at, never by MODEL_PATH
+    assert cli.main([*args, "--force", "--model", "v7.7"]) == score.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "--model v7.7: no model folder at " in err
+    assert f"nor at {ONNX_DIR.parent / 'v7.7'}" in err
+    assert "MODEL_PATH" not in err
+    # And a folder that is not a certified model says so, again without MODEL_PATH
+    assert cli.main([*args, "--force", "--model", str(tmp_path)]) == score.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "holds no manifest.json, so it is not a certified model" in err
+    assert "MODEL_PATH" not in err
 
 
 def test_the_library_takes_typed_arguments_and_names_a_bad_one(tmp_path, inputs, expected):
@@ -256,7 +284,8 @@ def test_help_documents_the_exit_codes():
     )
     text = " ".join(proc.stdout.split())  # argparse wraps to the terminal's width
     assert "--workers" in text
-    assert "Exit codes: 0 all rows scored, 3 some rows rejected" in text
+    assert "exit codes: 0 every row was scored" in text
+    assert "3 some rows were rejected: the rest is written" in text
 
 
 def test_serving_path_never_imports_the_scorer_or_its_dependencies():

@@ -29,7 +29,7 @@ def _train(*args, env=None):
 def test_train_refuses_to_overwrite_an_existing_version(tmp_path):
     (tmp_path / "v9").mkdir()
     (tmp_path / "v9" / "keep.txt").write_text("untouched")
-    proc = _train("--version", "v9", "--out", str(tmp_path))
+    proc = _train("--model", str(tmp_path / "v9"))
     assert proc.returncode == 2
     assert "already exists; pass --force" in proc.stderr
     assert (tmp_path / "v9" / "keep.txt").read_text() == "untouched"
@@ -42,7 +42,7 @@ def test_train_on_a_bad_csv_names_the_column_and_writes_nothing(tmp_path):
         rows[5][2] = "fast"
         csv.writer(dst).writerows(rows)
     out = tmp_path / "models"
-    proc = _train("--version", "v2", "--data", str(bad), "--out", str(out))
+    proc = _train("--model", str(out / "v2"), "--data", str(bad))
     assert proc.returncode == 2
     assert "column 'Process_InjectionSpeed', row 5: not a number: 'fast'" in proc.stderr
     assert not out.exists() or not any(out.iterdir())
@@ -51,13 +51,29 @@ def test_train_on_a_bad_csv_names_the_column_and_writes_nothing(tmp_path):
 def test_train_help():
     proc = _train("--help")
     assert proc.returncode == 0
-    flags = ("--force", "--seed", "--max-epochs", "--reuse-ae", "--models", "--cv-folds", "--search-budget")
+    flags = ("--model", "--force", "--seed", "--max-epochs", "--reuse-ae", "--models", "--cv-folds", "--search-budget")
     for flag in (*flags, "DIECAST_TORCH_KERNELS"):
         assert flag in proc.stdout
 
 
+@pytest.mark.parametrize("flag", ["--model", "--version"])  # --version: the older name
+def test_a_model_that_is_not_a_version_is_refused_up_front_as_the_handler_refuses_it(tmp_path, flag):
+    from runtime.exceptions import ConfigurationError
+    from serving.settings import Settings
+
+    with pytest.raises(ConfigurationError) as handler:
+        Settings.from_env({"MODEL_VERSION": "1.1"})
+    proc = _train(flag, "1.1", "--models", str(tmp_path))
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "error: " + str(handler.value).replace("MODEL_VERSION", "--model")
+    proc = _train("--model", str(tmp_path / "build-1"))  # a folder: its name is the version
+    assert proc.returncode == 2
+    assert "--model must look like v1.0 (v<major>[.<minor>...]), got 'build-1'" in proc.stderr
+    assert not any(tmp_path.iterdir())
+
+
 def test_an_unknown_kernel_level_is_refused_before_training(tmp_path):
-    proc = _train("--version", "v9", "--out", str(tmp_path), env={"DIECAST_TORCH_KERNELS": "avx1024"})
+    proc = _train("--model", str(tmp_path / "v9"), env={"DIECAST_TORCH_KERNELS": "avx1024"})
     assert proc.returncode == 2
     assert "DIECAST_TORCH_KERNELS='avx1024' is not a kernel level; use one of avx2, avx512, default" in proc.stderr
     assert not (tmp_path / "v9").exists()
@@ -86,7 +102,7 @@ def _same_vendor_as_the_shipped_files(reference) -> tuple[bool, str]:
 def trained(tmp_path_factory):
     """v1.0 trained here once, with the defaults."""
     out = tmp_path_factory.mktemp("trained")
-    proc = _train("--version", "v1.0", "--out", str(out))
+    proc = _train("--model", str(out / "v1.0"))
     assert proc.returncode == 0, proc.stderr
     return out / "v1.0"
 
@@ -115,7 +131,7 @@ def test_training_is_deterministic_on_this_machine(request, reference, tmp_path)
     if same:
         pytest.skip(f"the bit-for-bit reproduction of the shipped files runs here instead ({why.split(';')[0]})")
     trained = request.getfixturevalue("trained")
-    proc = _train("--version", "v1.0", "--out", str(tmp_path / "again"))
+    proc = _train("--model", str(tmp_path / "again" / "v1.0"))
     assert proc.returncode == 0, proc.stderr
     assert _model_file_digests(tmp_path / "again" / "v1.0") == _model_file_digests(trained)
 

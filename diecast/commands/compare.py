@@ -1,8 +1,7 @@
 """``diecast compare --old v1.0 --new v1.1 [--data labelled.csv] [--out DIR]``: should NEW replace OLD?
 
-Exit codes: 0 promote, 10 hold, 20 reject, 2 bad arguments / unknown or incompatible models / unusable data
-(nothing written), 1 unexpected error. The verdict, its reasons and the output paths go to stdout; progress and
-errors to stderr.
+The exit code is the verdict's (``diecast.exits``). The verdict, its reasons and the output paths go to stdout;
+progress and errors to stderr.
 """
 
 from __future__ import annotations
@@ -10,8 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from types import ModuleType
 
+from diecast import exits
+from diecast.commands import MODELS_DIR, add_progress, add_seed, model_folder, progress
 from evaluation.policy import METRICS
 
 HELP = "compare two certified models on the same labelled rows: promote, hold or reject NEW"
@@ -25,11 +25,9 @@ examples:
 """
 
 
-def _epilog(d: ModuleType) -> str:
+def _epilog() -> str:
     return f"""{EXAMPLES}
-Exit codes: {d.EXIT_PROMOTE} promote, {d.EXIT_HOLD} hold, {d.EXIT_REJECT} reject, {d.EXIT_USAGE} bad arguments,
-unknown or incompatible models, or unusable data (nothing written), 1 unexpected error.
-
+{exits.epilog("compare")}
 Rules: reject when NEW's F1 < --min-f1 or NEW is significantly worse on a --guard metric; otherwise hold when the
 data has < --min-positives defects, NEW is not shown to be at least OLD - --margin on --promote-metric, or NEW is
 > --max-latency-ratio times slower; otherwise promote.
@@ -58,19 +56,29 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "Compare two certified models on the same labelled rows and decide: promote, hold or reject NEW. "
         "Writes compare.json and report.html."
     )
-    parser.epilog = _epilog(d)
+    parser.epilog = _epilog()
     p = parser
-    p.add_argument("--old", required=True, help="the serving model: a version under --models-dir, or a folder")
-    p.add_argument("--new", required=True, help="the candidate: a version under --models-dir, or a folder")
+    p.add_argument(
+        "--old", required=True, metavar="VERSION|DIR", help="the serving model: a version under --models, or a folder"
+    )
+    p.add_argument(
+        "--new", required=True, metavar="VERSION|DIR", help="the candidate: a version under --models, or a folder"
+    )
     p.add_argument(
         "--data",
         type=Path,
         help="labelled CSV (the models' features + defect [+ defect_type]); default: the embedded test split",
     )
     p.add_argument(
-        "--out", type=Path, help=f"output folder (default: {d.OUT_ROOT.relative_to(d.REPO_ROOT)}/OLD-vs-NEW)"
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help=f"the folder the reports go into, created if missing (default: "
+        f"{d.OUT_ROOT.relative_to(d.REPO_ROOT)}/OLD-vs-NEW)",
     )
-    p.add_argument("--models-dir", type=Path, default=d.MODELS_DIR, help="where versions live (default: %(default)s)")
+    p.add_argument(
+        "--models", "--models-dir", type=Path, default=MODELS_DIR, help="where versions live (default: %(default)s)"
+    )
     rules = p.add_argument_group("verdict rules")
     rules.add_argument("--min-f1", type=float, default=d.MIN_F1, help="reject below this F1 (default: %(default)s)")
     rules.add_argument(
@@ -107,16 +115,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
     rules.add_argument("--confidence", type=_share, default=d.CONFIDENCE, help="interval level (default: %(default)s)")
     p.add_argument("--bootstrap-rounds", type=int, default=d.BOOTSTRAP_ROUNDS, help="default: %(default)s")
     p.add_argument("--latency-rounds", type=int, default=d.LATENCY_ROUNDS, help="default: %(default)s")
-    p.add_argument("--seed", type=int, default=d.SEED, help="resampling seed (default: %(default)s)")
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar on stderr")
+    add_seed(p, d.SEED, "resampling seed")
+    add_progress(p)
 
 
 def run(args: argparse.Namespace) -> int:
+    old, new = (model_folder(getattr(args, k), args.models, f"--{k}") for k in ("old", "new"))
     from tqdm import tqdm
 
     from compare import defaults as d
     from compare import report
-    from compare.comparison import STEPS, Resampling, UsageError, compare
+    from compare.comparison import STEPS, Resampling, compare
     from compare.contract import IncompatibleModelsError
     from compare.data import DataValidationError
     from compare.verdict import Rules
@@ -132,15 +141,15 @@ def run(args: argparse.Namespace) -> int:
         confidence=args.confidence,
     )
     resampling = Resampling(args.bootstrap_rounds, args.latency_rounds, args.seed)
-    with tqdm(total=len(STEPS), desc=STEPS[0], file=sys.stderr, disable=None if args.progress else True) as bar:
+    with tqdm(total=len(STEPS), desc=STEPS[0], file=sys.stderr, disable=not progress(args)) as bar:
 
-        def progress(step: str) -> None:
+        def step(name: str) -> None:
             bar.update(1)
-            bar.set_description(step)
+            bar.set_description(name)
 
         try:
-            result, images = compare(args.old, args.new, args.models_dir, args.data, rules, resampling, progress)
-        except (UsageError, IncompatibleModelsError, ModelArtifactError, DataValidationError) as exc:
+            result, images = compare(old, new, args.data, rules, resampling, step)
+        except (IncompatibleModelsError, ModelArtifactError, DataValidationError) as exc:
             bar.close()
             print(f"error: {exc}", file=sys.stderr)
             return d.EXIT_USAGE

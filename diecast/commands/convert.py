@@ -6,25 +6,21 @@ import argparse
 from pathlib import Path
 
 from convert import defaults
+from diecast import exits
+from diecast.commands import ORIGINALS, InputError, model_folder, version_problem
 
 HELP = "convert deployment_models/VERSION to a certified ONNX model in models_onnx/VERSION"
 EXTRA = "convert"
 
-EPILOG = """\
+EPILOG = f"""\
 examples:
-  diecast convert                                      # v1.0's originals -> models_onnx/v1.0
-  diecast convert --version v1.1 --force               # replace a published v1.1
-  diecast convert --version v1.0 --out build/convert-check --force --compare-to models_onnx/v1.0
+  diecast convert                                      # deployment_models/v1.0 -> models_onnx/v1.0
+  diecast convert --model v1.1 --force                 # replace a published v1.1
+  diecast convert --out build/convert-check/v1.0 --force --compare-to v1.0
                                                        # CI: convert into a scratch folder, require the same bytes
-  diecast convert --models build/demo/deployment_models --out build/demo/models_onnx --fuzz-rows 20000
+  diecast convert --model build/demo/deployment_models/v1.0 --out build/demo/models_onnx/v1.0 --fuzz-rows 20000
 
-exit codes:
-  0  published (and, with --compare-to, model.onnx is byte-identical to that folder's)
-  1  the certificate failed: nothing is published; the report says which rows and bars
-  2  a bad argument, an existing version without --force, no or unloadable originals, a bad --data CSV, or a
-     torch that cannot run the pinned kernels; nothing is published
-  3  --compare-to: the new model.onnx differs from that folder's (the new one is published)
-"""
+{exits.epilog("convert")}"""
 
 
 def _positive(text: str) -> int:
@@ -41,11 +37,26 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "is met."
     )
     parser.epilog = EPILOG
-    parser.add_argument("--version", default=defaults.VERSION, help="version folder to convert (default: %(default)s)")
     parser.add_argument(
-        "--models", type=Path, default=defaults.DEPLOYMENT_DIR, help="originals root (default: %(default)s)"
+        "--model",
+        default=defaults.VERSION,
+        metavar="VERSION|DIR",
+        help="the originals to convert: a version under --models or a folder (default: %(default)s)",
     )
-    parser.add_argument("--out", type=Path, default=defaults.MODELS_DIR, help="output root (default: %(default)s)")
+    parser.add_argument("--version", dest="model", default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # older name
+    parser.add_argument(
+        "--models",
+        type=Path,
+        default=defaults.DEPLOYMENT_DIR,
+        help="the folder of the originals' versions, for --model (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help=f"the model folder to publish, created if missing (default: {defaults.MODELS_DIR}/VERSION)",
+    )
     parser.add_argument("--force", action="store_true", help="replace an existing published version")
     parser.add_argument(
         "--fuzz-rows",
@@ -67,10 +78,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--compare-to",
-        type=Path,
         default=None,
-        help="after publishing, require model.onnx to be byte-identical to this published model folder's "
-        "(CI converts into a scratch folder and compares with the shipped artifact)",
+        metavar="VERSION|DIR",
+        help="after publishing, require model.onnx to be byte-identical to this published model's (a version under "
+        "models_onnx/ or a folder; CI converts into a scratch folder and compares with the shipped artifact)",
     )
     parser.add_argument(
         "--report-dir", type=Path, default=None, help="where the full certificate goes (default: build/convert/VERSION)"
@@ -78,12 +89,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    source = model_folder(args.model, args.models, "--model", holds=ORIGINALS)
+    problem = version_problem("--model", source.resolve().name)  # the originals' folder is named by its version
+    if problem:
+        raise InputError(problem)
+    shipped = model_folder(args.compare_to, defaults.MODELS_DIR, "--compare-to") if args.compare_to else None
     from convert import pipeline
 
+    target = args.out or defaults.MODELS_DIR / source.resolve().name
     opts = pipeline.Options(
-        version=args.version,
-        models_root=args.models,
-        out_root=args.out,
+        source=source,
+        target=target,
         force=args.force,
         fuzz_rows=args.fuzz_rows,
         report_dir=args.report_dir,
@@ -91,6 +107,6 @@ def run(args: argparse.Namespace) -> int:
         ort_cache=not args.no_ort_cache,
     )
     code = pipeline.convert(opts)
-    if code == 0 and args.compare_to is not None:
-        code = pipeline.compare_published(args.out / args.version, args.compare_to)
+    if code == exits.OK and shipped is not None:
+        code = pipeline.compare_published(target, shipped)
     return code

@@ -6,22 +6,19 @@ import argparse
 from pathlib import Path
 
 from convert import defaults
-from diecast.commands import UsageError
+from diecast import exits
+from diecast.commands import UsageError, add_seed
 
 HELP = "regenerate the embedded dataset (data/die_casting.csv), check it, or simulate production rows"
 EXTRA = None
 
-EPILOG = """\
+EPILOG = f"""\
 examples:
   diecast data                                         # rewrite data/die_casting.csv and data/schema.json
   diecast data --check                                 # is the CSV on disk the generator's output?
-  diecast data --production 2000 --vacuum 0.5 --out build/week5.csv
+  diecast data --production 2000 --vacuum 0.5 build/week5.csv
 
-exit codes:
-  0  written, or --check found the CSV identical
-  1  --check: the CSV differs from the generator's output
-  2  a bad argument (e.g. --production without --out)
-"""
+{exits.epilog("data")}"""
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -30,10 +27,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "labelled sample of simulated production (--production N) under a drift scenario (see convert.dataset.Drift)."
     )
     parser.epilog = EPILOG
-    parser.add_argument("--out", type=Path, default=defaults.DEFAULT_CSV, help="CSV to write (default: %(default)s)")
-    parser.add_argument("--check", action="store_true", help="regenerate in memory and compare with --out")
+    parser.add_argument(
+        "csv",
+        nargs="?",
+        type=Path,
+        default=defaults.DEFAULT_CSV,
+        help="the CSV to write or --check; its folder is created if missing (default: %(default)s)",
+    )
+    parser.add_argument("--out", dest="old_out", type=Path, default=None, help=argparse.SUPPRESS)  # its older name
+    parser.add_argument("--check", action="store_true", help="regenerate in memory and compare with CSV")
     parser.add_argument("--production", type=int, default=0, metavar="N", help="write N rows of simulated production")
-    parser.add_argument("--seed", type=int, default=1, help="production sample seed (default: %(default)s)")
+    add_seed(parser, 1, "production sample seed")
     parser.add_argument("--vacuum", type=float, default=0.0, help="production drift: vacuum degradation 0..1")
     parser.add_argument("--hydrogen-offset", type=float, default=0.0, help="production drift: sensor offset, mL/100g")
     parser.add_argument(
@@ -42,17 +46,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.production and args.out.resolve() == defaults.DEFAULT_CSV.resolve():
-        raise UsageError("--production writes a new file: give --out (the embedded dataset stays as it is)")
+    csv: Path = args.old_out or args.csv
+    if args.production and csv.resolve() == defaults.DEFAULT_CSV.resolve():
+        raise UsageError("--production writes a new file: name it, e.g. build/week5.csv (the embedded dataset stays)")
     from convert import dataset
 
     if args.production:
         drift = dataset.Drift(vacuum=args.vacuum, hydrogen_offset=args.hydrogen_offset)
-        print(dataset.write_production(args.out, args.production, args.seed, drift, args.with_embedded))
-        return 0
+        print(dataset.write_production(csv, args.production, args.seed, drift, args.with_embedded))
+        return exits.OK
     if args.check:
-        same = dataset.check_csv(args.out)
-        print(f"{args.out}: {'identical to' if same else 'DIFFERS from'} the generator's output")
-        return 0 if same else 1
-    print(dataset.write_embedded(args.out))
-    return 0
+        same = dataset.check_csv(csv)
+        print(f"{csv}: {'identical to' if same else 'DIFFERS from'} the generator's output")
+        return exits.OK if same else exits.DATA_DIFFERS
+    print(dataset.write_embedded(csv))
+    return exits.OK

@@ -5,35 +5,44 @@ from __future__ import annotations
 import argparse
 import sys
 
+from diecast import exits
+from diecast.commands import MODELS_DIR, add_progress, model_folder, progress
+
 HELP = "score a CSV or Parquet file of readings with a certified model, in worker processes or on Ray"
 EXTRA = "batch"
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_REJECTS = 0, 1, 2, 3
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_REJECTS = exits.OK, exits.UNEXPECTED, exits.USAGE, exits.SCORE_REJECTS
 
-EPILOG = """\
+EPILOG = f"""\
 examples:
-  diecast score history.parquet scores.parquet --model models_onnx/v1.1 --workers 2
+  diecast score history.parquet build/scores/history.parquet --model v1.1 --workers 2
   diecast score history.csv scores.csv --chunk-rows 4096 --prefix v1_1_   # beside older score columns
   diecast score readings.parquet scores.parquet --ray-address auto        # on a running Ray cluster
 
-Exit codes: 0 all rows scored, 3 some rows rejected (see the rejects file), 2 bad arguments or input (nothing
-written), 1 unexpected error.
-"""
+{exits.epilog("score")}"""
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     from batch.engines import ENGINES
-    from batch.job import DEFAULT_CHUNK_ROWS, DEFAULT_MODEL, default_workers
+    from batch.job import DEFAULT_CHUNK_ROWS, default_workers
 
     parser.description = (
         "Score a CSV or Parquet file of die-casting readings with a certified ONNX model. Writes the input's "
-        "non-feature columns plus probability, label and confidence, in input order; rows with missing or "
-        "non-numeric readings go to <OUTPUT stem>.rejects.csv."
+        "non-feature columns plus probability, label, confidence and model_version, in input order; rows with "
+        "missing or non-numeric readings go to <OUTPUT stem>.rejects.csv beside it."
     )
     parser.epilog = EPILOG
     parser.add_argument("input", help="readings: .csv or .parquet with the model's 30 feature columns (any order)")
-    parser.add_argument("output", help="scores: .csv or .parquet (written to a temp file, then renamed into place)")
-    parser.add_argument("--model", default=DEFAULT_MODEL, help="certified model folder (default: %(default)s)")
+    parser.add_argument(
+        "output",
+        help="scores: .csv or .parquet, its folder created if missing (written to a temp file, then renamed)",
+    )
+    parser.add_argument(
+        "--model",
+        default="v1.0",
+        metavar="VERSION|DIR",
+        help="the certified model: a version under models_onnx/ or a model folder (default: %(default)s)",
+    )
     parser.add_argument(
         "--workers",
         type=_positive,
@@ -53,7 +62,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--prefix", default="", help="prefix for the score columns, e.g. new_ (default: none)")
     parser.add_argument("--force", action="store_true", help="replace an existing OUTPUT")
-    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar on stderr")
+    add_progress(parser)
 
 
 def _positive(text: str) -> int:
@@ -64,6 +73,7 @@ def _positive(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    model = model_folder(args.model, MODELS_DIR, "--model")
     from batch.io import rejects_path
     from batch.job import BatchInputError
     from batch.score import score_file
@@ -73,12 +83,12 @@ def run(args: argparse.Namespace) -> int:
         summary = score_file(
             args.input,
             args.output,
-            model_dir=args.model,
+            model_dir=model,
             engine="ray" if args.ray_address else args.engine,
             workers=args.workers,
             chunk_rows=args.chunk_rows,
             prefix=args.prefix,
-            progress=args.progress,
+            progress=progress(args),
             ray_address=args.ray_address,
             force=args.force,
         )

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from convert import defaults, kernels
-from diecast.commands import UsageError
+from diecast import exits
+from diecast.commands import UsageError, add_seed, new_model_folder
 
 HELP = "train the originals (scaler + AutoEncoder + GB) into deployment_models/VERSION"
 EXTRA = "convert"
@@ -15,17 +16,12 @@ EXTRA = "convert"
 EPILOG = f"""\
 examples:
   diecast train                                        # the shipped v1.0, from the embedded data
-  diecast train --version v1.1 --data plant.csv --reuse-ae v1.0
+  diecast train --model v1.1 --data plant.csv --reuse-ae v1.0
                                                        # the monthly retrain: v1.0's encoder, a new GB
-  diecast train --version v2.0 --data plant.csv --search-budget 600
-  {kernels.LEVEL_VAR}=default diecast train --version v9 --out build/try
+  diecast train --model v2.0 --data plant.csv --search-budget 600
+  {kernels.LEVEL_VAR}=default diecast train --model build/try/v9
 
-exit codes:
-  0  the version was written; its test-split metrics are printed
-  1  an unexpected error (the traceback says where); nothing is written
-  2  a bad argument or CSV (the message names the column and row), an existing version without --force, a
-     torch that cannot run the pinned kernels, or a --reuse-ae version that cannot be reused; nothing is written
-"""
+{exits.epilog("train")}"""
 
 
 def _positive(text: str) -> int:
@@ -57,13 +53,23 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "on the full training split unless the search shows a significant gain."
     )
     parser.epilog = EPILOG
-    parser.add_argument("--version", default=defaults.VERSION, help="version folder name (default: %(default)s)")
-    parser.add_argument("--data", type=Path, default=defaults.DEFAULT_CSV, help="training CSV (default: embedded)")
-    parser.add_argument("--out", type=Path, default=defaults.DEPLOYMENT_DIR, help="output root (default: %(default)s)")
-    parser.add_argument("--force", action="store_true", help="replace an existing version")
     parser.add_argument(
-        "--seed", type=int, default=defaults.SEED, help="split, initialisation and GB seed (default: %(default)s)"
+        "--model",
+        default=defaults.VERSION,
+        metavar="VERSION|DIR",
+        help="the model to write: a version under --models (v1.1 -> deployment_models/v1.1) or a folder whose name "
+        "is its version (default: %(default)s)",
     )
+    parser.add_argument("--version", dest="model", default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # older name
+    parser.add_argument("--data", type=Path, default=defaults.DEFAULT_CSV, help="training CSV (default: embedded)")
+    parser.add_argument(
+        "--models",
+        type=Path,
+        default=defaults.DEPLOYMENT_DIR,
+        help="the folder of the originals' versions, for --model and --reuse-ae (default: %(default)s)",
+    )
+    parser.add_argument("--force", action="store_true", help="replace an existing version")
+    add_seed(parser, defaults.SEED, "split, initialisation and GB seed")
     parser.add_argument(
         "--max-epochs",
         type=_positive,
@@ -72,16 +78,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--reuse-ae",
-        metavar="VERSION",
+        metavar="VERSION|DIR",
         default=None,
-        help="keep VERSION's scaler and encoder, frozen and copied byte for byte, and retrain only the GB and its "
-        "threshold on --data: the cheap monthly retrain (metadata: training.reused_from)",
-    )
-    parser.add_argument(
-        "--models",
-        type=Path,
-        default=None,
-        help="the folder holding the --reuse-ae version (default: the --out folder)",
+        help="keep this version's scaler and encoder (a version under --models, or a folder), frozen and copied "
+        "byte for byte, and retrain only the GB and its threshold on --data: the cheap monthly retrain (metadata: "
+        "training.reused_from)",
     )
     parser.add_argument(
         "--cv-folds",
@@ -108,8 +109,18 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError("--search-budget needs cross-validation: pass --cv-folds 2 or more")
 
 
+def _reused(text: str | None, models: Path) -> tuple[Path, str | None]:
+    """``--reuse-ae`` as (the folder holding the version, the version): a bare version is under ``models``."""
+    if text is None:
+        return models, None
+    folder = new_model_folder(text, models, "--reuse-ae")
+    return folder.parent, folder.name
+
+
 def run(args: argparse.Namespace) -> int:
     _check(args)
+    target = new_model_folder(args.model, args.models, "--model")  # refused before torch is even imported
+    reuse_root, reuse_version = _reused(args.reuse_ae, args.models)
     import json
 
     from convert import dataset, originals, reuse, train
@@ -121,12 +132,12 @@ def run(args: argparse.Namespace) -> int:
         search_budget=args.search_budget or 0.0,
     )
     try:
-        target = train.write_version(args.out, args.version, args.data, args.force, opts, args.reuse_ae, args.models)
+        target = train.write_version(target.parent, target.name, args.data, args.force, opts, reuse_version, reuse_root)
     except (dataset.DataValidationError, FileExistsError, kernels.KernelPinError, reuse.ReuseError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return exits.USAGE
     report(json.loads((target / originals.METADATA_FILE).read_text()), target)
-    return 0
+    return exits.OK
 
 
 def report(meta: dict, target: Path) -> None:
