@@ -20,7 +20,7 @@ MIN_LABELLED = 200  # the rollback line (runtime.contracts.ROLLBACK_F1) acts on 
 # Under no drift, n * PSI on k bins is close to chi-square with k - 1 degrees of freedom (evaluation.stats.psi_limit),
 # so chance alone gives a PSI of about 9 / n on the 10 deciles: 0.45 at 20 rows, above the major line itself.
 DRIFT_SIGNIFICANCE = 0.01  # chance that a window drawn from the training distribution fires data_drift (all features)
-# MIN_ROWS, predictions a window needs before drift decides anything. From ~132 rows the chi-square limit at
+# MIN_ROWS, predictions a window needs before drift decides anything. From ~123 rows the chi-square limit at
 # DRIFT_SIGNIFICANCE / 30 features is below PSI_MAJOR, so a major shift is told apart from noise; and the chance that a
 # decile stays empty (PSI's floor turns that into ~0.69 of PSI alone, a tail the chi-square misses) is below
 # 10 * 0.9**200 ~ 7e-9 at 200 rows, where at 100 rows it (3e-4) is the whole per-feature budget.
