@@ -3,7 +3,6 @@ verdict rules, and the CLI end to end (v1.0 against itself, and against a retrai
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -18,7 +17,7 @@ from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_sc
 
 from compare import contract, data, defaults
 from compare import verdict as verdict_mod
-from diecast.commands import compare as compare_command
+from diecast import cli
 from evaluation import stats
 from runtime.manifest import Manifest
 from tests.conftest import DATA_CSV, ONNX_DIR, REPO_ROOT
@@ -27,10 +26,8 @@ FEATURES = Manifest.read(ONNX_DIR).feature_names
 
 
 def main(argv):
-    """``diecast compare ARGV``: its parser, then its run."""
-    parser = argparse.ArgumentParser(prog="diecast compare")
-    compare_command.configure(parser)
-    return compare_command.run(parser.parse_args(argv))
+    """``diecast compare ARGV``, through the dispatcher (which reports a model that is not there)."""
+    return cli.main(["compare", *argv])
 
 
 @pytest.fixture(scope="session")
