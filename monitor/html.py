@@ -1,7 +1,9 @@
 """The self-contained HTML report: the decision and its reasons first, then the charts behind them.
 
 Charts are matplotlib PNGs embedded as base64, so the file opens offline. Windows with fewer labels than the
-minimum are marked, not plotted: a metric on a handful of labels is noise.
+minimum are marked, not plotted: a metric on a handful of labels is noise. Likewise a window with fewer predictions
+than the drift minimum shows its PSI without judging it, and warnings (what the decision does not act on) follow the
+reasons.
 """
 
 from __future__ import annotations
