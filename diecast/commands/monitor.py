@@ -165,6 +165,8 @@ def _print_summary(report: dict, out: Path) -> None:
     print(f"decision: {report['decision']} (exit {report['exit_code']})")
     for reason in report["reasons"]:
         print(f"  - {reason}")
+    for warning in report.get("warnings", []):
+        print(f"  ! warning: {warning}")
     q, window = report["quality"], report["window"]
     print(
         f"window {window['start'][:16]} .. {window['end'][:16]}: {window['predictions']} predictions, "
