@@ -244,8 +244,9 @@ def triggers(current: dict, ref: ModelReference, new_labels: int, days: float, m
     """The five signals, each ``{"fired", "reason"}``; the boundaries are ``monitor.constants``' and the rollback
     line ``runtime.contracts.ROLLBACK_F1``.
 
-    data_drift reads ``feature_drift`` (size-aware PSI limits, nothing below the minimum rows); rollback fires only
-    when F1's interval lies wholly below the line (``f1_against_rollback``), a point estimate below it is a warning.
+    data_drift reads ``feature_drift`` (size-aware PSI limits, nothing below the minimum rows). The two signals on F1,
+    performance_drop (below the test F1's floor) and rollback (below the rollback line), fire only when F1's interval
+    lies wholly below their line (``f1_against``); a point estimate below it is a warning (``warnings``).
 
     In a window of two versions (A/B) the model's signals, performance_drop and rollback, are judged on the served
     version's rows (``versions.judged``); the data's signals use every row.
@@ -253,16 +254,15 @@ def triggers(current: dict, ref: ModelReference, new_labels: int, days: float, m
     q, rows = versions.judged(current, ref.model_version)
     enough = q["labelled"] >= min_labelled and q["f1"] is not None
     short = f"insufficient labels: {q['labelled']} labelled{rows} in the window, {min_labelled} needed"
-    floor = ref.test_f1 * (1 - C.PERFORMANCE_DROP)
-    against_line = f1_against_rollback(q, min_labelled)
-    out = {
+    floor, lines = performance_floor(ref), f1_lines(ref)
+    against = {name: f1_against(q, line, min_labelled) for name, line in lines.items()}
+    return {
         "performance_drop": {
-            "fired": bool(enough and q["f1"] < floor),
+            "fired": against["performance_drop"] == "significant",
             "reason": short
             if not enough
-            else f"F1 {q['f1']:.3f}{rows} vs test F1 {ref.test_f1:.3f}: "
-            + ("more than" if q["f1"] < floor else "not more than")
-            + f" {C.PERFORMANCE_DROP:.0%} below (floor {floor:.3f})",
+            else _f1_reason(q, against["performance_drop"], f"the floor {floor:.3f}", rows)
+            + f" ({C.PERFORMANCE_DROP:.0%} below test F1 {ref.test_f1:.3f})",
         },
         "data_drift": _data_drift(current),
         "new_labels": {
@@ -274,11 +274,20 @@ def triggers(current: dict, ref: ModelReference, new_labels: int, days: float, m
             "reason": f"{days:.1f} days since training (threshold {C.SCHEDULE_DAYS})",
         },
         "rollback": {
-            "fired": against_line == "significant",
-            "reason": short if not enough else _rollback_reason(q, against_line, rows),
+            "fired": against["rollback"] == "significant",
+            "reason": short if not enough else _f1_reason(q, against["rollback"], str(ROLLBACK_F1), rows),
         },
     }
-    return out
+
+
+def performance_floor(ref: ModelReference) -> float:
+    """performance_drop's line: ``PERFORMANCE_DROP`` (relative) below the manifest's test F1."""
+    return ref.test_f1 * (1 - C.PERFORMANCE_DROP)
+
+
+def f1_lines(ref: ModelReference) -> dict[str, float]:
+    """The signals that act on F1, each with its line: performance_drop's floor and the rollback line."""
+    return {"performance_drop": performance_floor(ref), "rollback": ROLLBACK_F1}
 
 
 def _data_drift(current: dict) -> dict:
@@ -293,38 +302,43 @@ def _data_drift(current: dict) -> dict:
     return {"fired": False, "reason": f"no feature's PSI above its limit ({limit}; max {current['max_psi'] or 0:.3f})"}
 
 
-def f1_against_rollback(q: dict, min_labelled: int) -> str:
-    """Where the judged F1 stands against the rollback line ``ROLLBACK_F1``.
+def f1_against(q: dict, line: float, min_labelled: int) -> str:
+    """Where the judged F1 stands against ``line`` (the rollback line or performance_drop's floor).
 
     ``"insufficient"`` (fewer than ``min_labelled`` labels), ``"above"`` (at or above the line), ``"below"`` (the
     point estimate below, its interval reaching the line: sampling noise may explain it) or ``"significant"`` (the
-    whole interval, ``q["ci"]["f1"]``, below the line: the only state that rolls back).
+    whole interval, ``q["ci"]["f1"]``, below the line: the only state a signal acts on).
     """
     if q["labelled"] < min_labelled or q["f1"] is None:
         return "insufficient"
-    if q["f1"] >= ROLLBACK_F1:
+    if q["f1"] >= line:
         return "above"
     ci = (q.get("ci") or {}).get("f1")
-    return "significant" if ci is not None and ci[1] < ROLLBACK_F1 else "below"
+    return "significant" if ci is not None and ci[1] < line else "below"
 
 
-def _rollback_reason(q: dict, against_line: str, rows: str) -> str:
+def _f1_reason(q: dict, against_line: str, line: str, rows: str) -> str:
     ci = (q.get("ci") or {}).get("f1")
     band = f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "undefined"
     on, level = f"on {q['labelled']} labelled rows{rows}", f"{CONFIDENCE:.0%}"
     if against_line == "above":
-        return f"F1 {q['f1']:.3f} >= {ROLLBACK_F1} {on}"
+        return f"F1 {q['f1']:.3f} >= {line} {on}"
     if against_line == "below":
-        return f"F1 {q['f1']:.3f} < {ROLLBACK_F1} not significantly: its {level} interval {band} reaches the line, {on}"
-    return f"F1 {q['f1']:.3f} < {ROLLBACK_F1} significantly: its {level} interval {band} lies wholly below, {on}"
+        return f"F1 {q['f1']:.3f} < {line} not significantly: its {level} interval {band} reaches the line, {on}"
+    return f"F1 {q['f1']:.3f} < {line} significantly: its {level} interval {band} lies wholly below, {on}"
 
 
 def warnings(current: dict, ref: ModelReference, min_labelled: int) -> list[str]:
-    """What the report flags without acting on it: an F1 below the rollback line, not significantly."""
-    q, rows = versions.judged(current, ref.model_version)
-    if f1_against_rollback(q, min_labelled) != "below":
-        return []
-    return [f"rollback: {_rollback_reason(q, 'below', rows)}; no rollback on this window alone, watch the next ones"]
+    """What the report flags without acting on it: an F1 below a signal's line (performance_drop's floor, the
+    rollback line), not significantly. Rollback's first, the more serious."""
+    fired = triggers(current, ref, 0, 0.0, min_labelled)
+    q, _ = versions.judged(current, ref.model_version)
+    lines = f1_lines(ref)
+    return [
+        f"{name}: {fired[name]['reason']}; no {action} on this window alone, watch the next ones"
+        for name, action in (("rollback", "rollback"), ("performance_drop", "retrain"))
+        if f1_against(q, lines[name], min_labelled) == "below"
+    ]
 
 
 def decide(fired: dict) -> str:

@@ -747,9 +747,9 @@ def test_rollback_needs_f1s_interval_wholly_below_the_line(ref):
     assert "not significantly" in fired["rollback"]["reason"]
     assert "[0.570, 0.670]" in fired["rollback"]["reason"]
     assert analysis.decide(fired) != "rollback"
-    assert analysis.warnings(noisy, ref, C.MIN_LABELLED) == [
+    assert analysis.warnings(noisy, ref, C.MIN_LABELLED)[0] == (
         f"rollback: {fired['rollback']['reason']}; no rollback on this window alone, watch the next ones"
-    ]
+    )
     clear = _current(0.60, 1000, ci=[0.55, np.nextafter(ROLLBACK_F1, 0)])
     assert _fired(ref, clear)["rollback"]
     assert (
@@ -758,6 +758,48 @@ def test_rollback_needs_f1s_interval_wholly_below_the_line(ref):
     assert analysis.warnings(clear, ref, C.MIN_LABELLED) == []  # acted on, not a warning
     assert not _fired(ref, _current(0.60, 1000, ci=[0.55, ROLLBACK_F1]))["rollback"]  # touching the line is not below
     assert analysis.warnings(_current(0.70, 1000, ci=[0.6, 0.8]), ref, C.MIN_LABELLED) == []
+
+
+def test_performance_drop_needs_f1s_interval_wholly_below_the_floor(ref):
+    """A week whose F1 dips below the floor by noise alone (the demo's week 2: 0.654 [0.599, 0.700] against a floor of
+    0.662) once fired performance_drop and a retrain; now it is a warning, and only an interval below fires."""
+    floor = ref.test_f1 * (1 - C.PERFORMANCE_DROP)
+    noisy = _current(floor - 0.01, 1000, ci=[floor - 0.06, floor + 0.04])
+    fired = analysis.triggers(noisy, ref, 0, 1.0, C.MIN_LABELLED)
+    assert not fired["performance_drop"]["fired"]
+    assert analysis.decide(fired) == "ok"
+    assert "not significantly" in fired["performance_drop"]["reason"]
+    assert f"the floor {floor:.3f}" in fired["performance_drop"]["reason"]
+    assert analysis.warnings(noisy, ref, C.MIN_LABELLED) == [
+        f"performance_drop: {fired['performance_drop']['reason']}; no retrain on this window alone, watch the next ones"
+    ]
+    clear = _current(floor - 0.05, 1000, ci=[floor - 0.09, np.nextafter(floor, 0)])
+    assert _fired(ref, clear)["performance_drop"]
+    assert (
+        "significantly: its 95% interval"
+        in analysis.triggers(clear, ref, 0, 1.0, C.MIN_LABELLED)["performance_drop"]["reason"]
+    )
+    assert not [w for w in analysis.warnings(clear, ref, C.MIN_LABELLED) if w.startswith("performance_drop")]
+    assert not _fired(ref, _current(floor - 0.05, 1000, ci=[floor - 0.09, floor]))["performance_drop"]  # touching it
+
+
+def test_the_rollback_alarms_metric_is_f1s_upper_end_emitted_with_f1(ref):
+    from monitor import emf
+    from runtime.contracts import Metric
+
+    quality = {"f1": 0.62, "labelled": 500, "fpr": 0.1, "fnr": 0.3, "ci": {"f1": [0.57, 0.67]}}
+    report = {
+        "drift": {"max_psi": 0.01},
+        "defect_rate": {"predicted": 0.2},
+        "model": {"version": ref.model_version},
+        "quality": {**quality, "sufficient_labels": True},
+    }
+    values = emf.metrics(report)
+    assert values[Metric.MODEL_F1_UPPER] == 0.67
+    assert values[Metric.MODEL_F1] == 0.62
+    few = emf.metrics({**report, "quality": {**quality, "sufficient_labels": False}})
+    assert Metric.MODEL_F1_UPPER not in few
+    assert Metric.MODEL_F1 not in few
 
 
 def _cells_case(tmp_path, ref, rows, cells):
@@ -789,10 +831,12 @@ def test_f1_below_the_line_by_noise_is_a_warning_in_json_and_html(tmp_path, augm
     assert report["quality"]["ci"]["f1"][1] > ROLLBACK_F1
     assert report["decision"] != "rollback"
     assert code != C.EXIT_ROLLBACK
-    assert len(report["warnings"]) == 1
-    assert "not significantly" in report["warnings"][0]
+    rollback_warnings = [w for w in report["warnings"] if w.startswith("rollback:")]
+    assert len(rollback_warnings) == 1
+    assert "not significantly" in rollback_warnings[0]
     assert "Warnings (not acted on)" in page
     assert "not significantly" in page
+    assert f"  ! warning: {rollback_warnings[0]}" in capsys.readouterr().out  # and the command's summary says so
 
 
 def test_f1_significantly_below_the_line_rolls_back(tmp_path, augmented_model, ref, rows, capsys):
