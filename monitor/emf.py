@@ -1,9 +1,11 @@
 """CloudWatch Embedded Metric Format: one JSON line the monitor's log turns into metrics for alarms and dashboards.
 
-A metric is left out when it is undefined: ``ModelF1``, ``FalsePositiveRate`` and ``FalseNegativeRate`` only when
-the window has enough labels, so that the alarm on ``ModelF1`` below the rollback line never acts on noise (missing
-data is "not breaching" in template.yaml). In a window of two versions (A/B) they are the served version's, the rows its
-``ModelVersion`` dimension names. ``ShadowAgreement`` is there when a shadow model scored the window.
+A metric is left out when it is undefined: ``ModelF1``, ``ModelF1Upper`` (the upper end of F1's 95 % interval),
+``FalsePositiveRate`` and ``FalseNegativeRate`` only when the window has enough labels (missing data is "not
+breaching" in template.yaml). The rollback alarm reads ``ModelF1Upper`` below the rollback line, the monitor's own
+rule: F1 significantly below it, its whole interval, not the point estimate that noise alone can push under. In a
+window of two versions (A/B) they are the served version's, the rows its ``ModelVersion`` dimension names.
+``ShadowAgreement`` is there when a shadow model scored the window.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from runtime.contracts import METRIC_DIMENSION, METRIC_NAMESPACE, Metric
 
 UNITS = {
     Metric.MODEL_F1: "None",
+    Metric.MODEL_F1_UPPER: "None",
     Metric.FALSE_POSITIVE_RATE: "None",
     Metric.FALSE_NEGATIVE_RATE: "None",
     Metric.MAX_FEATURE_PSI: "None",
@@ -39,10 +42,15 @@ def metrics(report: dict) -> dict[str, float]:
     if q["sufficient_labels"]:
         values |= {
             Metric.MODEL_F1: q["f1"],
+            Metric.MODEL_F1_UPPER: _upper((q.get("ci") or {}).get("f1")),
             Metric.FALSE_POSITIVE_RATE: q["fpr"],
             Metric.FALSE_NEGATIVE_RATE: q["fnr"],
         }
     return {k: float(v) for k, v in values.items() if v is not None}
+
+
+def _upper(interval: list[float] | None) -> float | None:
+    return None if interval is None else interval[1]
 
 
 def emf_line(report: dict, timestamp_ms: int | None = None) -> str:

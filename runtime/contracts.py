@@ -32,6 +32,7 @@ class Metric:
     COLD_START = "ColdStart"
     SHADOW_ERRORS = "ShadowErrors"
     MODEL_F1 = "ModelF1"
+    MODEL_F1_UPPER = "ModelF1Upper"  # the upper end of F1's 95 % interval: the rollback alarm's metric
     FALSE_POSITIVE_RATE = "FalsePositiveRate"
     FALSE_NEGATIVE_RATE = "FalseNegativeRate"
     PREDICTED_DEFECT_RATE = "PredictedDefectRate"
