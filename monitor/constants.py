@@ -14,6 +14,8 @@ PSI_MODERATE = 0.10  # PSI rule of thumb: < 0.1 stable, 0.1-0.25 moderate shift,
 PSI_MAJOR = 0.25  # data drift: any feature's PSI above this
 NEW_LABELS = 1000  # labelled rows accumulated since the model was trained
 SCHEDULE_DAYS = 30  # days since the model was trained
+# Retrain signals that keep a calendar (time, labels accumulated), not evidence of a change: they fire on a quiet plant
+SCHEDULED_SIGNALS = ("new_labels", "schedule")
 MIN_LABELLED = 200  # the rollback line (runtime.contracts.ROLLBACK_F1) acts on at least this many labelled rows
 
 # Drift waits for enough rows, and a feature counts as shifted only when chance alone is unlikely to explain its PSI.

@@ -10,8 +10,12 @@
    ``timestamp`` set to the simulated time (the handler stamps real time). They are written gzip-compressed in
    Firehose's ``YYYY/MM/DD/HH/`` layout.
 4. Inspection labels ~60 % of parts, 1-3 days after production; ``labels.csv`` holds those inspected by the end.
+   That is ~1,500 inspections a week, so ``new_labels`` (1,000 labelled predictions since training) fires from
+   week 1: the label schedule, not evidence. A share low enough to keep it quiet through week 4 (under ~11 %) leaves
+   every week below the 200 labels quality needs, and the demo could judge no F1 at all.
 5. The monitor runs as of each week's end (labels known by then only), prints one line a week, and writes the full
-   report for week 8.
+   report for week 8. The table splits the fired signals into evidence (F1, drift) and schedule (``new_labels``,
+   ``schedule``), and names the F1 lines crossed by noise alone (warnings).
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ WEEKS = 8
 DRIFT_FROM_WEEK = 5
 PARTS_PER_WEEK = 2500
 BATCH = 25  # parts per request
-LABELLED_SHARE = 0.6
+LABELLED_SHARE = 0.6  # share of parts inspected (X-ray, leak test), the ground truth the monitor joins
 LABEL_DELAY_DAYS = (1.0, 3.0)
 BUFFER_HOURS = 6  # one capture file per 6 hours, like a Firehose buffer
 SEED = 2026
@@ -133,14 +137,20 @@ def write_labels(truth: list[dict], path: Path, rng: np.random.Generator, end: d
     return len(lines) - 1
 
 
-def _fired(report: dict) -> str:
-    return ", ".join(k for k, t in report["triggers"].items() if t["fired"]) or "-"
+def _names(names: list[str]) -> str:
+    return ", ".join(names) or "-"
 
 
-def week_row(report: dict) -> tuple[str, str, str]:
-    """(decision, the signals that fired, the warning) of one week: what the table prints and the tests pin."""
-    warned = f"F1 < {report['thresholds']['rollback_f1']}, not significantly" if report["warnings"] else "-"
-    return report["decision"], _fired(report), warned
+def week_row(report: dict) -> tuple[str, str, str, str]:
+    """(decision, the signals that fired on evidence, those that fired on schedule, the signals whose F1 line was
+    crossed not significantly: the warnings) of one week: what the table prints and the tests pin."""
+    from monitor.constants import SCHEDULED_SIGNALS
+
+    fired = [name for name, t in report["triggers"].items() if t["fired"]]
+    evidence = [name for name in fired if name not in SCHEDULED_SIGNALS]
+    scheduled = [name for name in fired if name in SCHEDULED_SIGNALS]
+    warned = [warning.split(":", 1)[0] for warning in report["warnings"]]
+    return report["decision"], _names(evidence), _names(scheduled), _names(warned)
 
 
 def weekly_table(con: duckdb.DuckDBPyConnection, ref: ModelReference, inputs: dict) -> list[Result]:
@@ -150,7 +160,7 @@ def weekly_table(con: duckdb.DuckDBPyConnection, ref: ModelReference, inputs: di
 
     print(
         f"{'week':>4} {'drift':>12} {'preds':>6} {'labels':>6} {'F1 [95% CI]':>22} {'max PSI':>16} "
-        f"{'pred PSI':>8} {'decision':>9}  fired; warning"
+        f"{'pred PSI':>8} {'decision':>9}  fired on evidence; on schedule; F1 below a line, not significantly"
     )
     reports = []
     for week in range(1, WEEKS + 1):
@@ -163,10 +173,11 @@ def weekly_table(con: duckdb.DuckDBPyConnection, ref: ModelReference, inputs: di
         top = max(drift["psi"], key=lambda k: drift["psi"][k] or 0)
         d = drift_for(week)
         label = "none" if not (d.vacuum or d.hydrogen_offset) else f"v{d.vacuum:.1f} h+{d.hydrogen_offset:.2f}"
-        decision, fired, warned = week_row(r)
+        decision, evidence, scheduled, warned = week_row(r)
         print(
             f"{week:>4} {label:>12} {r['window']['predictions']:>6} {q['labelled']:>6} {f1:>22} "
-            f"{drift['max_psi']:>6.3f} {top[:9]:>9} {drift['prediction_psi']:>8.3f} {decision:>9}  {fired}; {warned}"
+            f"{drift['max_psi']:>6.3f} {top[:9]:>9} {drift['prediction_psi']:>8.3f} {decision:>9}  "
+            f"{evidence}; {scheduled}; {warned}"
         )
         reports.append(result)
     return reports
@@ -238,14 +249,18 @@ def demo(out: Path) -> int:
     ref, weeks = monitor_weeks(model_dir, captures, labels, out / "scratch")
     final = weeks[-1]
     print(
-        "\nWeeks 1-4 have no drift: drift signals stay quiet until week 5. Their F1 scatters around v1.0's F1 on fresh"
-        "\nproduction (~0.66), below the 0.697 of its test split and at the rollback line (0.65): a week whose F1 dips"
-        "\nbelow 0.65 by noise alone is a warning, not a rollback (that needs F1's 95% interval wholly below 0.65)."
+        "\nWeeks 1-4 have no drift: no signal fires on evidence until week 5. Their retrains are the label schedule:"
+        "\n~60% of 2,500 parts are inspected each week, so 1,000 labels accumulate in the first week (new_labels)."
+        "\nTheir F1 scatters around v1.0's F1 on fresh production (~0.66), below the 0.697 of its test split, at the"
+        "\nretrain floor (0.662) and the rollback line (0.65): a week whose F1 dips below a line by noise alone is a"
+        "\nwarning; performance_drop and rollback need F1's 95% interval wholly below their line."
     )
     report.write(out / "report", final.report, final.windows, ref, final.report["thresholds"]["min_labelled"])
     print(f"\nweek 8 decision: {final.report['decision']} (exit code {final.report['exit_code']})")
     for reason in final.report["reasons"]:
         print(f"  - {reason}")
+    for warning in final.report["warnings"]:
+        print(f"  ! warning: {warning}")
     print(f"report: {out / 'report' / 'report.html'} (and report.json, metrics.emf.json)")
     print(
         f"same run from the command line: diecast monitor --captures {captures} --labels {labels} "
