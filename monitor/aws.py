@@ -65,6 +65,7 @@ def monitor_argv(captures: list[str], labels: Path, out: Path) -> list[str]:
 def handler(event: dict, context: object) -> dict:
     import boto3
 
+    from diecast import exits
     from diecast.cli import main
 
     s3 = boto3.client("s3")
@@ -72,7 +73,7 @@ def handler(event: dict, context: object) -> dict:
     captures = _existing(s3, day_prefixes(os.environ["CAPTURE_URL"], now, int(os.environ.get("LOOKBACK_DAYS", "56"))))
     if not captures:
         print(f"no captures under {os.environ['CAPTURE_URL']} in the lookback; nothing to monitor")
-        return {"decision": None, "exit_code": 2}
+        return {"decision": None, "exit_code": exits.USAGE}
     with tempfile.TemporaryDirectory() as tmp:
         labels = Path(tmp) / "labels.csv"
         s3.download_file(*_split(os.environ["LABELS_URL"]), str(labels))

@@ -101,7 +101,11 @@ def read_file(model_dir: str, name: object, max_bytes: int, expect_bytes: int | 
     try:
         info = os.lstat(path)
     except FileNotFoundError:
-        hint = " is MODEL_PATH a converted model folder?" if name == MANIFEST_FILE else " (re-run make convert)"
+        hint = (
+            " is it a converted model folder (models_onnx/<version>)?"
+            if name == MANIFEST_FILE
+            else " (re-run make convert)"
+        )
         raise ModelArtifactError(f"no {name} in {model_dir}:{hint}") from None
     except OSError as exc:
         raise ModelArtifactError(f"cannot read {path}: {exc.strerror}") from None

@@ -70,3 +70,11 @@ CLASS_NAMES = ("normal", "defect")  # label 0, label 1
 def is_version(value: str) -> bool:
     """Whether ``value`` names a model version (``v1.0``, ``v2.3.1``)."""
     return VERSION_PATTERN.fullmatch(value) is not None
+
+
+def version_problem(name: str, value: str) -> str | None:
+    """The one message for a model version that is not ``v<major>[.<minor>...]``, naming ``name`` (an environment
+    variable or a flag); None when ``value`` is a version."""
+    if is_version(value):
+        return None
+    return f"{name} must look like v1.0 (v<major>[.<minor>...]), got {value!r}"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runtime import routing
-from runtime.contracts import METRIC_NAMESPACE, is_version
+from runtime.contracts import METRIC_NAMESPACE, is_version, version_problem
 from runtime.exceptions import ConfigurationError
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -95,7 +95,7 @@ def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
 
 def _model_version(value: str) -> str:
     if not is_version(value):
-        raise ConfigurationError(f"MODEL_VERSION must look like v1.0 (v<major>[.<minor>...]), got {value!r}")
+        raise ConfigurationError(version_problem("MODEL_VERSION", value) or "")
     return value
 
 

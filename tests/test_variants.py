@@ -71,8 +71,8 @@ def _train_and_convert(tmp: Path, index: int, name: str, train_args: list[str], 
     version = f"v0.{index}"  # a served version must match v<n>[.<n>...] (runtime/artifacts.py)
     run_env = {**os.environ, **env}
     steps = [
-        ["convert.train", "--version", version, "--out", str(tmp / "originals"), "--max-epochs", MAX_EPOCHS],
-        ["convert", "--version", version, "--models", str(tmp / "originals"), "--out", str(tmp / "onnx")],
+        ["convert.train", "--model", str(tmp / "originals" / version), "--max-epochs", MAX_EPOCHS],
+        ["convert", "--model", str(tmp / "originals" / version), "--out", str(tmp / "onnx" / version)],
     ]
     steps[0] += ["--cv-folds", "0", *train_args]  # CV only reports (tests/test_retrain.py): skipped, to stay cheap
     steps[1] += ["--no-ort-cache", "--fuzz-rows", FUZZ_ROWS, "--report-dir", str(tmp / "reports" / slug)]

@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from runtime.contracts import VERSION_PATTERN
+from runtime.contracts import VERSION_PATTERN, version_problem
 
 MODELS_DIR = Path(__file__).resolve().parents[2] / "models_onnx"  # where a bare version of a certified model is
 
@@ -28,14 +28,6 @@ class UsageError(Exception):
 class InputError(Exception):
     """An argument that names something unusable (a model folder that is not there, a bad version); the dispatcher
     prints ``error: MESSAGE`` and exits 2 (``diecast.exits.USAGE``)."""
-
-
-def version_problem(name: str, value: str) -> str | None:
-    """The handler's message for a model version that is not ``v<major>[.<minor>...]``, with ``name`` (a flag or a
-    variable) in it; None when ``value`` is a version."""
-    if VERSION_PATTERN.fullmatch(value):
-        return None
-    return f"{name} must look like v1.0 (v<major>[.<minor>...]), got {value!r}"
 
 
 CERTIFIED = "manifest.json"  # what a certified model folder holds (models_onnx/<version>)

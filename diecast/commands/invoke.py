@@ -94,11 +94,10 @@ def invoke(event: object, model: str | None, quiet_log: bool) -> dict | None:
 
 
 def _with_model(settings: Settings, model: str) -> Settings:
-    """``--model`` in the settings: an existing folder is the model path; a version names models_onnx/<version>."""
+    """``--model`` in the settings: the one resolver's folder (a path, or a version under models_onnx/)."""
     import dataclasses
 
-    from runtime.contracts import is_version
+    from diecast.commands import model_folder
+    from serving.settings import MODELS_ROOT
 
-    if Path(model).is_dir() or not is_version(model):
-        return dataclasses.replace(settings, model_path=str(Path(model).resolve()))
-    return dataclasses.replace(settings, model_version=model, model_path="")
+    return dataclasses.replace(settings, model_path=str(model_folder(model, MODELS_ROOT, "--model").resolve()))

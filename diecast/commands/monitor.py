@@ -34,7 +34,8 @@ examples:
 def _epilog(rollback_f1: float) -> str:
     return f"""{EXAMPLES}
 {exits.epilog("monitor")}
-signals: performance_drop (F1 > {C.PERFORMANCE_DROP:.0%} below the manifest's test F1), data_drift (any PSI >
+signals: performance_drop (F1's 95% interval wholly below its floor, {C.PERFORMANCE_DROP:.0%} under the manifest's
+test F1; below it by noise is only a warning), data_drift (any PSI >
 {C.PSI_MAJOR} and above chance at the window's size, on >= --min-rows predictions), new_labels (>= {C.NEW_LABELS}
 labelled since training), schedule (>= {C.SCHEDULE_DAYS} days since training), rollback (F1's 95% interval wholly
 below {rollback_f1} on >= --min-labelled rows; a point estimate below it is only a warning). rollback wins; any other
