@@ -122,4 +122,4 @@ def write_scored(
 
 def _progress(total: int | None, enabled: bool) -> Any:
     tqdm = io.require("tqdm")
-    return tqdm.tqdm(total=total, unit="rows", unit_scale=True, disable=None if enabled else True, file=sys.stderr)
+    return tqdm.tqdm(total=total, unit="rows", unit_scale=True, disable=not enabled, file=sys.stderr)

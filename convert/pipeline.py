@@ -8,7 +8,6 @@ when a bar is missed. An existing version is never replaced without ``--force``.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from dataclasses import dataclass
@@ -231,8 +230,9 @@ def compare_published(new_dir: Path, shipped_dir: Path) -> int:
     """0 when the new model.onnx is byte-identical to the shipped one (the export is deterministic), else
     ``diecast.exits.CONVERT_DIFFERS``."""
     from runtime import artifacts
+    from runtime.manifest import Manifest
 
-    new, shipped = (json.loads((d / artifacts.MANIFEST_FILE).read_text())["files"] for d in (new_dir, shipped_dir))
+    new, shipped = (Manifest.read(d).files for d in (new_dir, shipped_dir))
     if new["model"]["sha256"] != shipped["model"]["sha256"]:
         log(
             f"error: {new_dir}/{artifacts.MODEL_FILE} differs from {shipped_dir}'s (sha256 "

@@ -400,3 +400,25 @@ def test_pip_install_dot_gives_a_diecast_that_runs_with_the_serving_set_alone(tm
     missing = run("train", "--model", str(tmp_path / "models" / "v9"))
     assert missing.returncode == 2
     assert missing.stderr == "diecast train needs the 'convert' extra: pip install '.[convert]'\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["data", "--check", "no/such.csv"], "error: no/such.csv: no such file"),
+        (["data", "--production", "0", "build/x.csv"], "--production: must be a whole number of at least 1"),
+        (["data", "--production", "10", "--vacuum", "2", "build/x.csv"], "--vacuum: must lie in [0, 1]"),
+        (["convert", "--model", "v1.0", "--force", "--compare-to", "v1.0"], "the folder this conversion publishes"),
+    ],
+)
+def test_bad_input_is_one_message_and_exit_2_with_nothing_written(tmp_path, args, message):
+    """Given input that cannot work, the command names it on stderr, exits 2 and touches nothing: no traceback, no
+    embedded dataset written in place of production rows, no shipped model overwritten to compare with itself."""
+    shipped = ONNX_DIR / "model.onnx"
+    before = shipped.stat().st_mtime_ns
+    proc = _diecast(*args, cwd=REPO_ROOT)
+    assert proc.returncode == exits.USAGE, proc.stderr
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (REPO_ROOT / "build" / "x.csv").exists()
+    assert shipped.stat().st_mtime_ns == before

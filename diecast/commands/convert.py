@@ -97,8 +97,13 @@ def run(args: argparse.Namespace) -> int:
     from convert import pipeline
 
     target = args.out or defaults.MODELS_DIR / source.resolve().name
+    if shipped is not None and Path(target).resolve() == shipped.resolve():
+        raise InputError(
+            f"--compare-to {args.compare_to} is the folder this conversion publishes into ({target}); "
+            "convert into another folder (--out) to compare with it"
+        )
     opts = pipeline.Options(
-        source=source,
+        source=source.resolve(),
         target=target,
         force=args.force,
         fuzz_rows=args.fuzz_rows,
@@ -108,5 +113,10 @@ def run(args: argparse.Namespace) -> int:
     )
     code = pipeline.convert(opts)
     if code == exits.OK and shipped is not None:
-        code = pipeline.compare_published(target, shipped)
+        from runtime.exceptions import ModelArtifactError
+
+        try:
+            code = pipeline.compare_published(target, shipped)
+        except ModelArtifactError as exc:
+            raise InputError(f"--compare-to {args.compare_to}: {exc}") from None
     return code

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from convert import defaults
 from diecast import exits
-from diecast.commands import UsageError, add_seed
+from diecast.commands import InputError, UsageError, add_seed
 
 HELP = "regenerate the embedded dataset (data/die_casting.csv), check it, or simulate production rows"
 EXTRA = None
@@ -19,6 +19,22 @@ examples:
   diecast data --production 2000 --vacuum 0.5 build/week5.csv
 
 {exits.epilog("data")}"""
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text}")
+    return value
+
+
+def share(text: str) -> float:
+    """An argparse type: a number in [0, 1]."""
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must lie in [0, 1], got {text}")
+    return value
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -36,9 +52,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", dest="old_out", type=Path, default=None, help=argparse.SUPPRESS)  # its older name
     parser.add_argument("--check", action="store_true", help="regenerate in memory and compare with CSV")
-    parser.add_argument("--production", type=int, default=0, metavar="N", help="write N rows of simulated production")
+    parser.add_argument(
+        "--production", type=positive_int, default=0, metavar="N", help="write N rows of simulated production"
+    )
     add_seed(parser, 1, "production sample seed")
-    parser.add_argument("--vacuum", type=float, default=0.0, help="production drift: vacuum degradation 0..1")
+    parser.add_argument("--vacuum", type=share, default=0.0, help="production drift: vacuum degradation 0..1")
     parser.add_argument("--hydrogen-offset", type=float, default=0.0, help="production drift: sensor offset, mL/100g")
     parser.add_argument(
         "--with-embedded", action="store_true", help="production: start with the embedded dataset's rows"
@@ -56,7 +74,10 @@ def run(args: argparse.Namespace) -> int:
         print(dataset.write_production(csv, args.production, args.seed, drift, args.with_embedded))
         return exits.OK
     if args.check:
-        same = dataset.check_csv(csv)
+        try:
+            same = dataset.check_csv(csv)
+        except dataset.DataValidationError as exc:
+            raise InputError(str(exc)) from None
         print(f"{csv}: {'identical to' if same else 'DIFFERS from'} the generator's output")
         return exits.OK if same else exits.DATA_DIFFERS
     print(dataset.write_embedded(csv))
