@@ -1,21 +1,25 @@
 """The defaults the command line shows: the repository's folders and training's seed and caps.
 
-Standard library only, so that ``diecast train --help`` and ``diecast convert --help`` print them without
-importing numpy, torch or scikit-learn. The modules that use them import them from here.
+Standard library only (with the runtime's dependency-free layout and contracts), so that ``diecast train --help``
+and ``diecast convert --help`` print them without importing numpy, torch or scikit-learn. The modules that use them
+import them from here.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from runtime import artifacts
+from runtime.contracts import DEFAULT_VERSION
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = REPO_ROOT / "data"
 DEFAULT_CSV = DATA_DIR / "die_casting.csv"
 DEPLOYMENT_DIR = REPO_ROOT / "deployment_models"  # the originals, one folder per version
-MODELS_DIR = REPO_ROOT / "models_onnx"  # the published, certified ONNX models
+MODELS_DIR = Path(artifacts.MODELS_DIR)  # the published, certified ONNX models
 CONVERT_REPORTS = REPO_ROOT / "build" / "convert"  # the full certificate of each conversion, per version
 
-VERSION = "v1.0"  # the version train and convert work on unless told
+VERSION = DEFAULT_VERSION  # the version train and convert work on unless told
 SEED = 42  # split, initialisation and GB seed
 AE_MAX_EPOCHS = 120  # AutoEncoder epoch cap; early stopping usually ends sooner
 CV_FOLDS = 5  # stratified folds of the GB stage's cross-validated metrics (0 skips them)

@@ -23,6 +23,8 @@ from typing import Any
 
 from runtime.exceptions import ModelArtifactError
 
+# Where certified models live, one folder per version: beside runtime/, in the repository and in the image.
+MODELS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models_onnx")
 MANIFEST_FILE = "manifest.json"
 MODEL_FILE = "model.onnx"
 ORT_CACHE_FILE = "model.ort.onnx"

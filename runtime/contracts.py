@@ -12,6 +12,9 @@ import re
 # Model versions: ``v<major>[.<minor>...]``, the name of a folder under ``models_onnx/``.
 VERSION_PATTERN = re.compile(r"v\d+(\.\d+)*")
 
+# The version served, trained and converted unless told otherwise.
+DEFAULT_VERSION = "v1.0"
+
 # The manifest's held-out metrics that every response carries as ``model_performance``.
 PERFORMANCE_METRICS = ("f1_score", "roc_auc", "accuracy")
 

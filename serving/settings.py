@@ -7,30 +7,29 @@ the fix, so a misconfigured function fails to start instead of failing requests.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtime import routing
-from runtime.contracts import METRIC_NAMESPACE, is_version, version_problem
+from runtime import artifacts, routing
+from runtime.contracts import DEFAULT_VERSION, METRIC_NAMESPACE, is_version, version_problem
 from runtime.exceptions import ConfigurationError
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 CAPTURE_VAR = "CAPTURE_PREDICTIONS"
-# The folder that holds models_onnx/: the repository root, or /var/task in the image (serving/ sits beside both).
-MODELS_ROOT = Path(__file__).resolve().parent.parent / "models_onnx"
 
 
 def default_model_path(version: str) -> str:
     """``models_onnx/<version>`` beside the ``serving`` package: the image's layout and the repository's."""
-    return str(MODELS_ROOT / version)
+    return os.path.join(artifacts.MODELS_DIR, version)
 
 
 @dataclass(frozen=True)
 class Settings:
     """How one serving process is configured. Each field names the environment variable it comes from."""
 
-    model_version: str = "v1.0"
+    model_version: str = DEFAULT_VERSION
     """``MODEL_VERSION``: the folder under ``models_onnx/`` to serve, ``v<major>[.<minor>...]``."""
     model_path: str = ""
     """``MODEL_PATH``: the model folder itself; empty means ``models_onnx/<model_version>`` (``model_dir``)."""
@@ -64,7 +63,7 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
         """The settings an environment asks for; ``ConfigurationError`` naming the first bad variable (checked in
         field order)."""
-        model_version = _model_version(environ.get("MODEL_VERSION", "v1.0"))
+        model_version = _model_version(environ.get("MODEL_VERSION", DEFAULT_VERSION))
         log_level = _log_level(environ.get("LOG_LEVEL", "INFO"))
         max_batch_size = _positive_int(environ, "MAX_BATCH_SIZE", 1000)
         max_body_bytes = _positive_int(environ, "MAX_BODY_BYTES", 1 << 20)

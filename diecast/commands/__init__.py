@@ -15,9 +15,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from runtime import artifacts
 from runtime.contracts import VERSION_PATTERN, version_problem
 
-MODELS_DIR = Path(__file__).resolve().parents[2] / "models_onnx"  # where a bare version of a certified model is
+MODELS_DIR = Path(artifacts.MODELS_DIR)  # where a bare version of a certified model is
 
 
 class UsageError(Exception):

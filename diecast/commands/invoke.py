@@ -97,7 +97,6 @@ def _with_model(settings: Settings, model: str) -> Settings:
     """``--model`` in the settings: the one resolver's folder (a path, or a version under models_onnx/)."""
     import dataclasses
 
-    from diecast.commands import model_folder
-    from serving.settings import MODELS_ROOT
+    from diecast.commands import MODELS_DIR, model_folder
 
-    return dataclasses.replace(settings, model_path=str(model_folder(model, MODELS_ROOT, "--model").resolve()))
+    return dataclasses.replace(settings, model_path=str(model_folder(model, MODELS_DIR, "--model").resolve()))

@@ -7,6 +7,7 @@ import sys
 
 from diecast import exits
 from diecast.commands import MODELS_DIR, add_progress, model_folder, progress
+from runtime.contracts import DEFAULT_VERSION
 
 HELP = "score a CSV or Parquet file of readings with a certified model, in worker processes or on Ray"
 EXTRA = "batch"
@@ -39,7 +40,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--model",
-        default="v1.0",
+        default=DEFAULT_VERSION,
         metavar="VERSION|DIR",
         help="the certified model: a version under models_onnx/ or a model folder (default: %(default)s)",
     )
