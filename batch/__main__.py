@@ -4,4 +4,5 @@ import sys
 
 from diecast.cli import main
 
-raise SystemExit(main(["score", *sys.argv[1:]]))
+if __name__ == "__main__":
+    raise SystemExit(main(["score", *sys.argv[1:]]))

@@ -251,9 +251,11 @@ def html_page(result: dict, images: dict[str, str]) -> str:
 
 
 def write(out_dir: Path, result: dict, images: dict[str, str]) -> tuple[Path, Path]:
-    """Write ``compare.json`` and ``report.html`` into ``out_dir`` (created), each atomically."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Write ``compare.json`` and ``report.html`` into ``out_dir`` (created), each atomically. Both texts are made
+    before either file is written, so a failure leaves the previous pair as it was, never a mix."""
     json_path, html_path = out_dir / defaults.JSON_FILE, out_dir / defaults.HTML_FILE
-    write_atomic(json_path, json.dumps(result, indent=2) + "\n")
-    write_atomic(html_path, html_page(result, images))
+    json_text, html_text = json.dumps(result, indent=2) + "\n", html_page(result, images)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(json_path, json_text)
+    write_atomic(html_path, html_text)
     return json_path, html_path

@@ -107,10 +107,15 @@ def _write(path: Path, text: str) -> None:
 
 
 def write(out_dir: Path, report: dict, windows: dict[int, Window], ref: ModelReference, min_labelled: int) -> str:
-    """Write report.json, report.html and the EMF line into ``out_dir``; returns the EMF line."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Write report.json, report.html and the EMF line into ``out_dir``; returns the EMF line. Every text is made
+    before any file is written, so a failure leaves the previous run's three files as they were, never a mix."""
     line = emf.emf_line(report)
-    _write(out_dir / C.REPORT_JSON, json.dumps(report, indent=2, default=str) + "\n")
-    _write(out_dir / C.REPORT_HTML, html.render(report, windows, list(ref.names), ref.quantiles, min_labelled))
-    _write(out_dir / C.METRICS_EMF, line + "\n")
+    texts = {
+        C.REPORT_JSON: json.dumps(report, indent=2, default=str) + "\n",
+        C.REPORT_HTML: html.render(report, windows, list(ref.names), ref.quantiles, min_labelled),
+        C.METRICS_EMF: line + "\n",
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, text in texts.items():
+        _write(out_dir / name, text)
     return line
