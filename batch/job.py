@@ -10,13 +10,9 @@ import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from runtime import artifacts
-from runtime.contracts import DEFAULT_VERSION
-
 if TYPE_CHECKING:
     import pyarrow as pa
 
-DEFAULT_MODEL = os.path.join(artifacts.MODELS_DIR, DEFAULT_VERSION)
 DEFAULT_CHUNK_ROWS = 4096  # large enough that per-chunk overhead is <2 % of inference, small enough to stream
 LISTED_REJECTS = 10  # rejected row numbers a summary keeps; the rejects file has them all
 
@@ -42,7 +38,7 @@ class Job:
 
     input: str
     output: str
-    model_dir: str = DEFAULT_MODEL
+    model_dir: str
     engine: str = "local"
     workers: int = dataclasses.field(default_factory=default_workers)
     chunk_rows: int = DEFAULT_CHUNK_ROWS

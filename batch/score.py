@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from batch import io
 from batch.engines import engine as get_engine
-from batch.job import DEFAULT_CHUNK_ROWS, DEFAULT_MODEL, LISTED_REJECTS, BatchInputError, Job, Summary, default_workers
+from batch.job import DEFAULT_CHUNK_ROWS, LISTED_REJECTS, BatchInputError, Job, Summary, default_workers
 from runtime.manifest import Manifest
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ def score_file(
     input_path: PathLike,
     output_path: PathLike,
     *,
-    model_dir: PathLike = DEFAULT_MODEL,
+    model_dir: PathLike,
     engine: str = "local",
     workers: int | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
