@@ -10,7 +10,9 @@ RUN --mount=type=secret,id=cacert \
         /tmp/wheels/torch-2.13.0*.whl scikit-learn==1.9.1 numpy==2.4.6 \
     && rm -rf /tmp/wheels
 COPY convert/ /var/task/convert/
+# The conversion side reads the runtime's dependency-free layout and contracts (runtime/artifacts.py, contracts.py).
+COPY runtime/ /var/task/runtime/
 COPY deployment_models/v1.0/ /var/task/deployment_models/v1.0/
 COPY benchmarks/reference_handler.py /var/task/
-RUN python3 -m compileall -q -j 0 /var/task/convert /var/task/reference_handler.py
+RUN python3 -m compileall -q -j 0 /var/task/convert /var/task/runtime /var/task/reference_handler.py
 CMD ["reference_handler.lambda_handler"]
