@@ -35,6 +35,14 @@ CERTIFIED = "manifest.json"  # what a certified model folder holds (models_onnx/
 ORIGINALS = "metadata.json"  # what a trained originals' folder holds (deployment_models/<version>)
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text}")
+    return value
+
+
 def model_folder(text: str, models_dir: Path, flag: str, holds: str = CERTIFIED) -> Path:
     """The existing model folder ``text`` names: a folder's path, or a version under ``models_dir`` (``v1.0`` ->
     ``models_dir/v1.0``), holding the file ``holds``. ``InputError`` naming ``flag`` and the places looked at

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from convert import defaults
 from diecast import exits
-from diecast.commands import ORIGINALS, InputError, model_folder, version_problem
+from diecast.commands import ORIGINALS, InputError, model_folder, positive_int, version_problem
 
 HELP = "convert deployment_models/VERSION to a certified ONNX model in models_onnx/VERSION"
 EXTRA = "convert"
@@ -21,13 +21,6 @@ examples:
   diecast convert --model build/demo/deployment_models/v1.0 --out build/demo/models_onnx/v1.0 --fuzz-rows 20000
 
 {exits.epilog("convert")}"""
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -60,7 +53,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="replace an existing published version")
     parser.add_argument(
         "--fuzz-rows",
-        type=_positive,
+        type=positive_int,
         default=defaults.FUZZ_ROWS,
         help="generated rows in the certificate (default: %(default)s)",
     )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from convert import defaults
 from diecast import exits
-from diecast.commands import InputError, UsageError, add_seed
+from diecast.commands import InputError, UsageError, add_seed, positive_int
 
 HELP = "regenerate the embedded dataset (data/die_casting.csv), check it, or simulate production rows"
 EXTRA = None
@@ -19,14 +19,6 @@ examples:
   diecast data --production 2000 --vacuum 0.5 build/week5.csv
 
 {exits.epilog("data")}"""
-
-
-def positive_int(text: str) -> int:
-    """An argparse type: a whole number of at least 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text}")
-    return value
 
 
 def share(text: str) -> float:

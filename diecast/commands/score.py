@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from diecast import exits
-from diecast.commands import MODELS_DIR, add_progress, model_folder, progress
+from diecast.commands import MODELS_DIR, add_progress, model_folder, positive_int, progress
 from runtime.contracts import DEFAULT_VERSION
 
 HELP = "score a CSV or Parquet file of readings with a certified model, in worker processes or on Ray"
@@ -46,13 +46,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--workers",
-        type=_positive,
+        type=positive_int,
         default=default_workers(),
         help="scoring processes or Ray actors, one "
         "single-threaded session each (default: every core, %(default)s here)",
     )
     parser.add_argument(
-        "--chunk-rows", type=_positive, default=DEFAULT_CHUNK_ROWS, help="rows per chunk (default: %(default)s)"
+        "--chunk-rows", type=positive_int, default=DEFAULT_CHUNK_ROWS, help="rows per chunk (default: %(default)s)"
     )
     parser.add_argument("--engine", choices=tuple(ENGINES), default="local", help="local processes or Ray Data")
     parser.add_argument(
@@ -64,13 +64,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prefix", default="", help="prefix for the score columns, e.g. new_ (default: none)")
     parser.add_argument("--force", action="store_true", help="replace an existing OUTPUT")
     add_progress(parser)
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:

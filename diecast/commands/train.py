@@ -8,7 +8,7 @@ from pathlib import Path
 
 from convert import defaults, kernels
 from diecast import exits
-from diecast.commands import UsageError, add_seed, new_model_folder
+from diecast.commands import UsageError, add_seed, new_model_folder, positive_int
 
 HELP = "train the originals (scaler + AutoEncoder + GB) into deployment_models/VERSION"
 EXTRA = "convert"
@@ -22,13 +22,6 @@ examples:
   {kernels.LEVEL_VAR}=default diecast train --model build/try/v9
 
 {exits.epilog("train")}"""
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
 
 
 def _folds(text: str) -> int:
@@ -72,7 +65,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_seed(parser, defaults.SEED, "split, initialisation and GB seed")
     parser.add_argument(
         "--max-epochs",
-        type=_positive,
+        type=positive_int,
         default=None,
         help=f"AutoEncoder epoch cap; early stopping usually ends sooner (default: {defaults.AE_MAX_EPOCHS})",
     )
