@@ -158,8 +158,9 @@ def capture_gate(handler_p50: float) -> float:
 
 
 def test_shadow_cost(onnx_handler, capsys):
-    """A shadow model runs a second graph on every row: what it adds to the warm p50, against the bare predict()
-    of one row measured in the same run (it cannot cost less than that, and should not cost much more)."""
+    """A shadow model runs a second graph on every row: what it adds to the warm p50, against its own public
+    predict() of one row measured in the same run. The shadow runs the same graph through the one-row bound
+    buffers, so it may cost less than that; it should not cost much more."""
     import runtime
 
     shadow = runtime.load(REPO_ROOT / "models_onnx" / SHADOW_VERSION)

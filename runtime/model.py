@@ -9,6 +9,7 @@ in the graph agree with the manifest, and runs a warm-up inference. ``Model.pred
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from collections.abc import Mapping
@@ -144,6 +145,16 @@ class Model:
             if lists is not None:
                 return lists
         return [o.tolist() for o in self.raw_predict(X)]
+
+    def finite_lists(self, X: np.ndarray) -> list[list]:
+        """``raw_lists``, raising ``NonFiniteOutputError`` (naming the rows) if any output is NaN or infinite."""
+        lists = self.raw_lists(X)
+        probs, _, lats, atts = lists
+        # Checked on the lists about to be served (a NaN makes a sum NaN; latents stay far below overflow inside the
+        # envelope): cheaper than numpy's checks on arrays this small.
+        if not math.isfinite(sum(probs) + sum(map(sum, lats)) + sum(map(sum, atts))):
+            self.check_finite([np.array(values) for values in lists])
+        return lists
 
     @staticmethod
     def check_finite(outs: list[np.ndarray]) -> None:

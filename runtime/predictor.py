@@ -6,7 +6,6 @@ re-parses a serialised response to learn a label. No HTTP here: the application 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -70,12 +69,7 @@ class Predictor:
         ``NonFiniteOutputError`` instead of a non-finite answer.
         """
         warnings = self.screen(X, batch)
-        lists = self.model.raw_lists(X)
-        probs, labels, lats, atts = lists
-        # Finite outputs, checked on the lists about to be served (a NaN makes a sum NaN; latents stay far below
-        # overflow inside the envelope): cheaper than numpy's checks on arrays this small.
-        if not math.isfinite(sum(probs) + sum(map(sum, lats)) + sum(map(sum, atts))):
-            self.model.check_finite([np.array(values) for values in lists])  # names the rows
+        probs, labels, lats, atts = self.model.finite_lists(X)
         return Answer(self.model_version, probs, labels, lats, atts, list(map(self.confidence, probs)), warnings)
 
     def scores(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:

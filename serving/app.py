@@ -178,12 +178,11 @@ class App:
         shadow = self.shadow
         assert shadow is not None
         try:
-            outs = shadow.raw_predict(X)
-            shadow.check_finite(outs)
+            probs, labels, _, _ = shadow.finite_lists(X)
             version = shadow.model_version
             return [
                 {"model_version": version, "probability": p, "label": label}
-                for p, label in zip(outs[0].tolist(), outs[1].tolist(), strict=True)
+                for p, label in zip(probs, labels, strict=True)
             ]
         except Exception:
             logger.warning("shadow model %s failed on this request", shadow.model_version, exc_info=True)
