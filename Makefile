@@ -31,7 +31,7 @@ help: ## list the targets
 # The pinned sets (requirements-*.txt) give every version; the project itself is then installed editable, without
 # resolving again, so that $(DIECAST) runs this checkout.
 $(STAMP): pyproject.toml requirements-runtime.txt requirements-convert.txt requirements-monitor.txt requirements-batch.txt \
-		requirements-compare.txt requirements-docs.txt requirements-dev.txt
+		requirements-compare.txt requirements-explain.txt requirements-docs.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .

@@ -18,6 +18,7 @@ INVOKE_ERROR_ANSWER = 4
 DATA_DIFFERS = 5
 CONVERT_CERTIFICATE_FAILED = 6
 CONVERT_DIFFERS = 7
+EXPLAIN_ERROR_ANSWER = 8
 MONITOR_RETRAIN = 10
 MONITOR_ROLLBACK = 20
 COMPARE_HOLD = 30
@@ -56,6 +57,7 @@ TABLE: tuple[ExitCode, ...] = (
         "--compare-to: the new model.onnx differs from that folder's (the new one is published)",
         "convert",
     ),
+    ExitCode(EXPLAIN_ERROR_ANSWER, "the explain application answered with an error status (4xx or 5xx), printed", "explain"),
     ExitCode(
         MONITOR_RETRAIN, "retrain: a retrain signal fired (drift, a performance drop, new labels or age)", "monitor"
     ),
@@ -70,6 +72,8 @@ SUCCESS: dict[str, str] = {
     "train": "the version was written; its test-split metrics are printed",
     "convert": "published (and, with --compare-to, model.onnx is byte-identical to that folder's)",
     "invoke": "the event was answered with a 2xx status",
+    "explain": "the event was explained (a 2xx status)",
+    "importance": "the global importance was printed",
     "score": "every row was scored",
     "monitor": "ok: no signal",
     "compare": "promote: NEW may replace OLD",
