@@ -229,7 +229,9 @@ def convert(opts: Options) -> int:
             log(f"error: the certificate failed; nothing published. Report: {report_dir / artifacts.CERTIFICATE_FILE}")
             return exits.CONVERT_CERTIFICATE_FAILED
         log(f"[4/5] explanations: background rows and global importance ({artifacts.EXPLANATION_FILE})")
+        explained = time.perf_counter()
         files["explanation"] = write_explanation(reference, staging, data_csv)
+        log(f"      {artifacts.EXPLANATION_FILE} in {time.perf_counter() - explained:.1f} s")
         originals.write_json(staging / artifacts.MANIFEST_FILE, doc | {"certificate": summary(report)})
         originals.write_json(staging / artifacts.CERTIFICATE_FILE, report)
         log(f"[5/5] publishing {target}")

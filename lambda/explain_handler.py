@@ -1,4 +1,5 @@
-"""AWS Lambda entry point of the explain function (T2): ``explain.lambda_handler``.
+"""AWS Lambda entry point of the explain function (T2): ``explain_handler.lambda_handler`` (not ``explain.py``: in
+the image this file sits beside the ``explain`` package, whose name it would shadow).
 
 INIT builds the explain application once (``explain/app.py``) from the same environment variables as the predict
 function (``serving/settings.py``), warms it (one explanation) and freezes what it built; a request parses,
