@@ -57,16 +57,25 @@ def mean_abs_contributions(f: shapley.Function, plan: shapley.Plan, X: np.ndarra
     return total / len(X)
 
 
-def build(reference, X: np.ndarray, y: np.ndarray, data_name: str) -> dict:
-    """The ``explanation.json`` document for the originals ``reference`` and their training data ``X``, ``y``."""
+def _split(reference, X: np.ndarray, y: np.ndarray) -> tuple[int, dict]:
     from convert import train
 
     seed = int(reference.metadata.get("training", {}).get("seed", train.SEED))
-    parts = train.split(X, y, seed)
+    return seed, train.split(X, y, seed)
+
+
+def held_out_rows(reference, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The test-split rows the global importance is computed over."""
+    X_test, y_test = _split(reference, X, y)[1]["test"]
+    return X_test[stratified_rows(y_test, min(IMPORTANCE_ROWS, len(y_test)), IMPORTANCE_SEED)]
+
+
+def build(reference, X: np.ndarray, y: np.ndarray, data_name: str) -> dict:
+    """The ``explanation.json`` document for the originals ``reference`` and their training data ``X``, ``y``."""
+    seed, parts = _split(reference, X, y)
     X_train, y_train = parts["train"]
-    X_test, y_test = parts["test"]
     background = X_train[stratified_rows(y_train, BACKGROUND_ROWS, BACKGROUND_SEED)]
-    held_out = X_test[stratified_rows(y_test, min(IMPORTANCE_ROWS, len(y_test)), IMPORTANCE_SEED)]
+    held_out = held_out_rows(reference, X, y)
     plan = shapley.make_plan(background, PAIRS_PER_ROW, SAMPLES_SEED)
     mean_abs = mean_abs_contributions(reference.log_odds, plan, held_out)
     sources = {
