@@ -32,7 +32,9 @@ def stratified_rows(y: np.ndarray, count: int, seed: int) -> np.ndarray:
     labels = np.unique(y)
     shares = [max(1, round(count * np.mean(y == label))) for label in labels[:-1]]
     shares.append(count - sum(shares))
-    picks = [rng.choice(np.flatnonzero(y == label), size, replace=False) for label, size in zip(labels, shares, strict=True)]
+    picks = [
+        rng.choice(np.flatnonzero(y == label), size, replace=False) for label, size in zip(labels, shares, strict=True)
+    ]
     return np.sort(np.concatenate(picks))
 
 

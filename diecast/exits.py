@@ -57,7 +57,9 @@ TABLE: tuple[ExitCode, ...] = (
         "--compare-to: the new model.onnx differs from that folder's (the new one is published)",
         "convert",
     ),
-    ExitCode(EXPLAIN_ERROR_ANSWER, "the explain application answered with an error status (4xx or 5xx), printed", "explain"),
+    ExitCode(
+        EXPLAIN_ERROR_ANSWER, "the explain application answered with an error status (4xx or 5xx), printed", "explain"
+    ),
     ExitCode(
         MONITOR_RETRAIN, "retrain: a retrain signal fired (drift, a performance drop, new labels or age)", "monitor"
     ),

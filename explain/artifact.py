@@ -81,11 +81,14 @@ def read(model_dir: str, manifest: Manifest) -> Stored:
     entry = manifest.files.get(FILES_KEY)
     if not isinstance(entry, dict) or not isinstance(entry.get("bytes"), int):
         raise ModelArtifactError(
-            f"{model_dir}: {artifacts.MANIFEST_FILE} lists no {FILE} (converted without explanations); re-run make convert"
+            f"{model_dir}: {artifacts.MANIFEST_FILE} lists no {FILE} (converted without explanations); "
+            "re-run make convert"
         )
     blob = artifacts.read_file(model_dir, FILE, MAX_BYTES, entry["bytes"])
     if artifacts.sha256_bytes(blob) != entry.get("sha256"):
-        raise ModelArtifactError(f"{FILE} in {model_dir} does not match its manifest (corrupt or replaced); re-run make convert")
+        raise ModelArtifactError(
+            f"{FILE} in {model_dir} does not match its manifest (corrupt or replaced); re-run make convert"
+        )
     try:
         return _parse(json.loads(blob), manifest.feature_names)
     except (ValueError, KeyError, TypeError) as exc:

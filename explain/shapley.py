@@ -100,7 +100,9 @@ def attribute(plan: Plan, background_out: np.ndarray, between: np.ndarray, out: 
     return float(np.mean(background_out)), per_reading.mean(axis=1)
 
 
-def explain(f: Function, plan: Plan, X: np.ndarray, background_out: np.ndarray | None = None) -> tuple[float, np.ndarray, np.ndarray]:
+def explain(
+    f: Function, plan: Plan, X: np.ndarray, background_out: np.ndarray | None = None
+) -> tuple[float, np.ndarray, np.ndarray]:
     """(base_value, contributions (n, d), outputs (n,)) of ``f`` for the parts ``X``, in one call of ``f`` (plus one
     on the background when ``background_out`` is not given)."""
     X = np.asarray(X, dtype=np.float64)

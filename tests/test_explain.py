@@ -100,8 +100,6 @@ def test_the_prediction_is_the_predict_functions():
 def _dataset_sample(count: int, seed: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
     from evaluation.labelled import read_labelled
 
-    from explain.app import App  # noqa: F401  (the names come from the served manifest)
-
     names = explain_app().names
     X, y, types = read_labelled(DATA_CSV, names)
     rows = np.sort(np.random.default_rng(seed).choice(len(y), count, replace=False))

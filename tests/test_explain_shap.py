@@ -4,7 +4,8 @@ sklearn GB of deployment_models/v1.0), with the background rows the served model
 shap's permutation explainer with an independent masker over those rows estimates the same interventional Shapley
 values; both are sampled, so the tolerances are measured: the served contributions (ONNX graph, 64 samples) are
 within ``SERVED_REL_L1`` (relative L1 over the 30 readings) and ``SERVED_MAX_ABS`` log-odds of shap's, and the same
-sampler run long on the originals within ``CONVERGED_REL_L1``. The stored importance's rounding is checked against last-bit noise.
+sampler run long on the originals within ``CONVERGED_REL_L1``. The stored importance's rounding is checked
+against last-bit noise.
 """
 
 from __future__ import annotations

@@ -26,7 +26,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.description = "Read a certified model folder's explanation.json and print its global importance ranking."
     parser.epilog = EPILOG + exits.epilog("importance")
     parser.add_argument(
-        "--model", default="v1.0", help="a model folder, or a version under the repository's models_onnx/ (default v1.0)"
+        "--model",
+        default="v1.0",
+        help="a model folder, or a version under the repository's models_onnx/ (default v1.0)",
     )
     parser.add_argument("--json", action="store_true", help="print the GET /importance body as JSON instead of a table")
 
