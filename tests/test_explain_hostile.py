@@ -14,7 +14,7 @@ from tests.conftest import EVENTS_DIR
 from tests.test_explain import explain_app, good_row
 from tests.test_hostile import direct_payloads, junk, nasty_text
 
-EXAMPLES = 80  # per test: an answered example costs an explanation (~2,000 graph rows), a refused one little
+EXAMPLES = 50  # per test: an answered example costs an explanation (~2,000 graph rows), a refused one little
 ENVELOPES = [EVENTS_DIR / "explain" / name for name in ("rest_explain.json", "rest_importance.json")]
 BASELINE: dict = {}
 
