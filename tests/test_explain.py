@@ -259,11 +259,17 @@ def test_a_tampered_explanation_file_is_refused(tmp_path):
 
     for name in (artifacts.MANIFEST_FILE, artifacts.MODEL_FILE, artifacts.EXPLANATION_FILE):
         shutil.copy(ONNX_DIR / name, tmp_path / name)
-    text = (tmp_path / artifacts.EXPLANATION_FILE).read_text()
-    (tmp_path / artifacts.EXPLANATION_FILE).write_text(text.replace('"rows": ', '"rows":  ', 1)[:-1] + "\n")
+    path = tmp_path / artifacts.EXPLANATION_FILE
+    text = path.read_text()
+    at = text.index('"background"')
+    digit = next(i for i in range(at, len(text)) if text[i] in "12345678")
+    path.write_text(text[:digit] + str(int(text[digit]) + 1) + text[digit + 1 :])  # one background reading, same size
     from runtime.manifest import Manifest
 
-    with pytest.raises(ModelArtifactError, match="re-run make convert"):
+    with pytest.raises(ModelArtifactError, match=r"does not match its manifest.*re-run make convert"):
+        artifact.read(str(tmp_path), Manifest.read(tmp_path))
+    path.write_text(text + " ")
+    with pytest.raises(ModelArtifactError, match="bytes"):
         artifact.read(str(tmp_path), Manifest.read(tmp_path))
 
 
