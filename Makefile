@@ -22,7 +22,7 @@ TRAIN_FLAGS := $(if $(SEED),--seed $(SEED),) $(if $(MAX_EPOCHS),--max-epochs $(M
 	$(if $(SEARCH_BUDGET),--search-budget $(SEARCH_BUDGET),)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv data train convert convert-check demo monitor-demo invoke test lint format bench image-test image ecr-push deploy clean \
+.PHONY: help venv data train convert convert-check demo monitor-demo invoke explain importance explain-charts test lint format bench image-test image ecr-push deploy clean \
 	compare bench-score docs score monitor
 
 help: ## list the targets
@@ -31,7 +31,7 @@ help: ## list the targets
 # The pinned sets (requirements-*.txt) give every version; the project itself is then installed editable, without
 # resolving again, so that $(DIECAST) runs this checkout.
 $(STAMP): pyproject.toml requirements-runtime.txt requirements-convert.txt requirements-monitor.txt requirements-batch.txt \
-		requirements-compare.txt requirements-docs.txt requirements-dev.txt
+		requirements-compare.txt requirements-explain.txt requirements-docs.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
@@ -65,6 +65,15 @@ demo: $(STAMP) ## the main job end to end on the embedded data, in build/demo (t
 
 invoke: $(STAMP) ## print the handler's response to EVENT=tests/events/<name>.json (MODEL=version or folder, default v1.0)
 	$(DIECAST) invoke $(if $(MODEL),--model $(MODEL),) $(EVENT)
+
+explain: $(STAMP) ## explain EVENT=tests/events/<name>.json with the explain function: each reading's contribution (MODEL=version or folder)
+	$(DIECAST) explain $(if $(MODEL),--model $(MODEL),) $(EVENT)
+
+importance: $(STAMP) ## print a model's global importance ranking (MODEL=version or folder, default v1.0)
+	$(DIECAST) importance $(if $(MODEL),--model $(MODEL),)
+
+explain-charts: $(STAMP) ## redraw docs/img/explaining_*.png from the shipped v1.0
+	$(PY) docs/scripts/explaining_charts.py
 
 score: $(STAMP) ## batch-score INPUT=readings.csv|.parquet into OUTPUT=scores.csv|.parquet (MODEL=version or folder, SCORE_ARGS="--engine ray")
 	@test -n "$(INPUT)" -a -n "$(OUTPUT)" || { echo "make score needs INPUT= and OUTPUT=, e.g. make score INPUT=data/die_casting.csv OUTPUT=build/scores.csv" >&2; exit 2; }

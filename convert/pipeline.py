@@ -116,6 +116,16 @@ def sources(reference, data_csv: Path, fuzz_rows: int, fields: dict) -> dict[str
     }
 
 
+def write_explanation(reference, folder: Path, data_csv: Path) -> dict:
+    """Step 4: the explain function's ``explanation.json`` (``convert.importance``) into ``folder``; its file entry."""
+    from convert import importance, manifest
+    from runtime import artifacts
+
+    X, y = dataset.load_csv(data_csv)
+    originals.write_json(folder / artifacts.EXPLANATION_FILE, importance.build(reference, X, y, data_csv.name))
+    return manifest.file_entry(folder / artifacts.EXPLANATION_FILE)
+
+
 def engines(folder: Path, files: dict, rows: dict[str, np.ndarray]) -> list:
     """Step 3's engines: onnxruntime on every file that ships, ReferenceEvaluator on samples."""
     import runtime
@@ -189,14 +199,14 @@ def convert(opts: Options) -> int:
     import torch
 
     torch.set_num_threads(1)
-    log(f"[1/4] loading the originals from {src} (torch kernels: {level})")
+    log(f"[1/5] loading the originals from {src} (torch kernels: {level})")
     try:
         reference = load_reference(src)
     except Exception as exc:
         log(f"error: cannot load the originals in {src}: {type(exc).__name__}: {exc}")
         return exits.USAGE
     fields = manifest.fields(reference, version, LATENT_DIM)
-    log("[2/4] writing the graph: scaler (float64 Sub/Div), encoder (folded attention), GB (skl2onnx's trees)")
+    log("[2/5] writing the graph: scaler (float64 Sub/Div), encoder (folded attention), GB (skl2onnx's trees)")
     model = export_graph(reference, fields)
     with originals.staging(target.parent, target.name) as staging:
         files, graph = write_graphs(model, staging, opts.ort_cache)
@@ -204,7 +214,7 @@ def convert(opts: Options) -> int:
         originals.write_json(staging / artifacts.MANIFEST_FILE, doc)
 
         data_csv = certification_data(reference, opts.data)
-        log(f"[3/4] certificate: {', '.join(files)} against the originals; dataset rows from {data_csv}")
+        log(f"[3/5] certificate: {', '.join(files)} against the originals; dataset rows from {data_csv}")
         try:
             rows = sources(reference, data_csv, opts.fuzz_rows, fields)
         except dataset.DataValidationError as exc:
@@ -218,9 +228,13 @@ def convert(opts: Options) -> int:
         if not report["passed"]:
             log(f"error: the certificate failed; nothing published. Report: {report_dir / artifacts.CERTIFICATE_FILE}")
             return exits.CONVERT_CERTIFICATE_FAILED
+        log(f"[4/5] explanations: background rows and global importance ({artifacts.EXPLANATION_FILE})")
+        explained = time.perf_counter()
+        files["explanation"] = write_explanation(reference, staging, data_csv)
+        log(f"      {artifacts.EXPLANATION_FILE} in {time.perf_counter() - explained:.1f} s")
         originals.write_json(staging / artifacts.MANIFEST_FILE, doc | {"certificate": summary(report)})
         originals.write_json(staging / artifacts.CERTIFICATE_FILE, report)
-        log(f"[4/4] publishing {target}")
+        log(f"[5/5] publishing {target}")
         originals.publish(staging, target)
     log(f"done in {time.perf_counter() - started:.0f} s: {target} ({doc['model_version']}, {', '.join(files)})")
     return exits.OK
@@ -240,6 +254,13 @@ def compare_published(new_dir: Path, shipped_dir: Path) -> int:
             "commit models_onnx/"
         )
         return exits.CONVERT_DIFFERS
+    for key in ("explanation",):  # computed so that another CPU writes the same bytes
+        if new.get(key, {}).get("sha256") != shipped.get(key, {}).get("sha256"):
+            log(
+                f"error: {new_dir}'s {key} file differs from {shipped_dir}'s; re-run make convert FORCE=1 and commit "
+                "models_onnx/"
+            )
+            return exits.CONVERT_DIFFERS
     same_cache = new.get("ort_cache", {}).get("sha256") == shipped.get("ort_cache", {}).get("sha256")
     log(
         f"{new_dir}/{artifacts.MODEL_FILE} is byte-identical to the shipped one"

@@ -90,6 +90,13 @@ class ReferenceModel:
         scaled = self.scaled32(X).astype(np.float64)
         return self._result(scaled, *self._encode(self._autoencoder64, scaled))
 
+    def log_odds(self, X: np.ndarray) -> np.ndarray:
+        """The original's log-odds of "defect", (n,) float64: the GB's decision function on the float32 pipeline's
+        scaled readings and latents (the logit of ``predict``'s probability, without the ``exp``)."""
+        scaled = self.scaled32(X)
+        latent, _ = self._encode(self.autoencoder, scaled)
+        return self.gb.decision_function(np.hstack([scaled.astype(np.float64), latent.astype(np.float64)]))
+
     def gb_probability(self, scaled: np.ndarray, latent: np.ndarray) -> np.ndarray:
         """The original GB's probability on given scaled readings and latents, (n,) float64."""
         return self.gb.predict_proba(np.hstack([scaled.astype(np.float64), latent.astype(np.float64)]))[:, 1]

@@ -23,7 +23,8 @@ from diecast.commands import InputError, UsageError
 
 # name -> module; the order is the order of ``diecast --help``.
 COMMANDS: dict[str, str] = {
-    name: f"diecast.commands.{name}" for name in ("data", "train", "convert", "invoke", "score", "monitor", "compare")
+    name: f"diecast.commands.{name}"
+    for name in ("data", "train", "convert", "invoke", "explain", "importance", "score", "monitor", "compare")
 }
 
 # The top-level modules each pip extra of pyproject.toml brings: a ModuleNotFoundError for one of them, in a
@@ -34,6 +35,23 @@ EXTRA_MODULES: dict[str, frozenset[str]] = {
     "monitor": frozenset({"duckdb", "pyarrow", "scipy", "matplotlib", "tqdm", "boto3", "botocore"}),
     "compare": frozenset({"scipy", "sklearn", "joblib", "matplotlib", "tqdm"}),
     "batch": frozenset({"pyarrow", "tqdm", "ray"}),
+    "explain": frozenset(
+        {
+            "torch",
+            "sklearn",
+            "joblib",
+            "onnx",
+            "skl2onnx",
+            "scipy",
+            "pandas",
+            "tqdm",
+            "cloudpickle",
+            "shap",
+            "numba",
+            "llvmlite",
+            "slicer",
+        }
+    ),
 }
 
 EXIT_USAGE = exits.USAGE  # argparse's code for a bad command line; also a missing extra or an unknown command

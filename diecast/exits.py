@@ -18,6 +18,7 @@ INVOKE_ERROR_ANSWER = 4
 DATA_DIFFERS = 5
 CONVERT_CERTIFICATE_FAILED = 6
 CONVERT_DIFFERS = 7
+EXPLAIN_ERROR_ANSWER = 8
 MONITOR_RETRAIN = 10
 MONITOR_ROLLBACK = 20
 COMPARE_HOLD = 30
@@ -57,6 +58,9 @@ TABLE: tuple[ExitCode, ...] = (
         "convert",
     ),
     ExitCode(
+        EXPLAIN_ERROR_ANSWER, "the explain application answered with an error status (4xx or 5xx), printed", "explain"
+    ),
+    ExitCode(
         MONITOR_RETRAIN, "retrain: a retrain signal fired (drift, a performance drop, new labels or age)", "monitor"
     ),
     ExitCode(MONITOR_ROLLBACK, "rollback: the served model's F1 is significantly below the rollback line", "monitor"),
@@ -70,6 +74,8 @@ SUCCESS: dict[str, str] = {
     "train": "the version was written; its test-split metrics are printed",
     "convert": "published (and, with --compare-to, model.onnx is byte-identical to that folder's)",
     "invoke": "the event was answered with a 2xx status",
+    "explain": "the event was explained (a 2xx status)",
+    "importance": "the global importance was printed",
     "score": "every row was scored",
     "monitor": "ok: no signal",
     "compare": "promote: NEW may replace OLD",

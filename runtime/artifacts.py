@@ -29,6 +29,7 @@ MANIFEST_FILE = "manifest.json"
 MODEL_FILE = "model.onnx"
 ORT_CACHE_FILE = "model.ort.onnx"
 CERTIFICATE_FILE = "certificate.json"
+EXPLANATION_FILE = "explanation.json"  # the explain function's background rows, samples and global importance
 MANIFEST_FORMAT = 2
 SERVING_KEY = "diecast.serving"  # metadata_props key of the embedded serving fields
 MAX_MANIFEST_BYTES = 1 << 20

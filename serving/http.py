@@ -3,8 +3,9 @@ answer or an error -> the response. Everything here is HTTP: the runtime library
 
 Rules, decided and tested:
 
-- routes are exactly the resources the SAM template declares, ``POST /predict`` and ``GET /health``, optionally
-  behind the request's stage prefix (``/prod/predict`` when ``requestContext.stage`` is ``prod``); nothing broader
+- routes are exactly the resources the SAM template declares for the function (``ROUTES``: ``POST /predict`` and
+  ``GET /health``; ``EXPLAIN_ROUTES``: ``POST /explain`` and ``GET /importance``), optionally behind the request's
+  stage prefix (``/prod/predict`` when ``requestContext.stage`` is ``prod``); nothing broader
   (``/admin/predict`` and ``/health/../predict`` are 404);
 - ``requestContext`` must be an object, the method and path strings; anything else is a 400, not a crash;
 - the body limit counts UTF-8 bytes; a base64 body may be up to ``4 * ceil(limit / 3)`` characters, and its
@@ -33,7 +34,9 @@ from runtime.exceptions import (
     PayloadTooLargeError,
 )
 
-ROUTES = {"/predict": "POST", "/health": "GET"}
+Routes = dict[str, str]  # resource -> its one method
+ROUTES: Routes = {"/predict": "POST", "/health": "GET"}  # the predict function's (T1)
+EXPLAIN_ROUTES: Routes = {"/explain": "POST", "/importance": "GET"}  # the explain function's (T2)
 MAX_SHOWN = 80  # characters of client text quoted in a message
 
 
@@ -63,7 +66,7 @@ class UnsupportedMediaTypeError(HttpError):
 
 @dataclass(frozen=True)
 class Request:
-    route: str  # "/predict" or "/health"
+    route: str  # one of the function's routes ("/predict", "/health", ...)
     payload: object  # the parsed JSON body (None for /health)
 
 
@@ -104,16 +107,17 @@ def _method_path_stage(event: dict) -> tuple[str, str, str]:
     return method.upper(), path, stage if isinstance(stage, str) else ""
 
 
-def route_of(method: str, path: str, stage: str) -> str:
-    """The declared resource for ``path`` (a stage prefix allowed), checked against the method."""
+def route_of(method: str, path: str, stage: str, routes: Routes = ROUTES) -> str:
+    """The declared resource of ``routes`` for ``path`` (a stage prefix allowed), checked against the method."""
     route = path
     if stage and path.startswith(f"/{stage}/"):
         route = path[len(stage) + 1 :]
-    if route not in ROUTES:
+    if route not in routes:
         given = f"{printable(method)} {printable(path)}"
-        raise RouteNotFoundError(f"no route for {given}; use POST /predict or GET /health")
-    if method != ROUTES[route]:
-        raise MethodNotAllowedError(f"{printable(method)} {route}: {route} answers {ROUTES[route]}")
+        use = " or ".join(f"{m} {r}" for r, m in routes.items())
+        raise RouteNotFoundError(f"no route for {given}; use {use}")
+    if method != routes[route]:
+        raise MethodNotAllowedError(f"{printable(method)} {route}: {route} answers {routes[route]}")
     return route
 
 
@@ -136,11 +140,11 @@ def _check_json_media_type(event: dict) -> None:
         raise UnsupportedMediaTypeError(f"Content-Type {printable(given)!r}: send application/json")
 
 
-def body_bytes(event: dict, limit: int) -> bytes | str:
+def body_bytes(event: dict, limit: int, route: str = "/predict") -> bytes | str:
     """The body as text or decoded bytes, within ``limit`` UTF-8 bytes; 400/413 otherwise."""
     body = event.get("body")
     if body is None:
-        raise _bad("body", "POST /predict needs a JSON body")
+        raise _bad("body", f"POST {route} needs a JSON body")
     if not isinstance(body, str):
         raise _bad("body", "the request body must be a string")
     encoded = event.get("isBase64Encoded", False)
@@ -178,14 +182,15 @@ def parse_json(text: str | bytes) -> object:
         raise _bad("body", f"the request body is not valid JSON: {reason}") from None
 
 
-def request_of(event: dict, limit: int) -> Request:
-    """A proxy event -> the route and its parsed body. Raises ``HttpError`` or ``InputValidationError``."""
+def request_of(event: dict, limit: int, routes: Routes = ROUTES) -> Request:
+    """A proxy event -> the route of ``routes`` and its parsed body (None for a GET). Raises ``HttpError`` or
+    ``InputValidationError``."""
     method, path, stage = _method_path_stage(event)
-    route = route_of(method, path, stage)
-    if route == "/health":
+    route = route_of(method, path, stage, routes)
+    if routes[route] == "GET":
         return Request(route, None)
     _check_json_media_type(event)
-    return Request(route, parse_json(body_bytes(event, limit)))
+    return Request(route, parse_json(body_bytes(event, limit, route)))
 
 
 # Exception type -> (HTTP status, error type), most specific first; an HttpError carries its own.

@@ -251,3 +251,49 @@ def test_the_version_parameters_accept_exactly_the_contracts_versions(template, 
 def test_the_template_names_no_issue_numbers():
     text = (REPO_ROOT / "template.yaml").read_text()
     assert not re.search(r"\bissue\s*#?\d+", text, re.IGNORECASE)
+
+
+# --- the explain function (T2) -------------------------------------------------------------------------------------
+
+
+def test_the_explain_function_is_its_own_image_behind_the_same_iam_api(template):
+    resource = template["Resources"]["ExplainFunction"]
+    props = resource["Properties"]
+    assert resource["Condition"] == "ExplainOn"
+    assert props["ImageUri"] == {"Ref": "ExplainImageUri"}
+    routes = {(e["Properties"]["Path"], e["Properties"]["Method"]) for e in props["Events"].values()}
+    assert routes == {("/explain", "post"), ("/importance", "get")}
+    assert all(e["Properties"]["RestApiId"] == {"Ref": "PredictApi"} for e in props["Events"].values())
+    assert template["Resources"]["PredictApi"]["Properties"]["Auth"]["DefaultAuthorizer"] == "AWS_IAM"
+    assert props["Environment"]["Variables"]["METRIC_NAMESPACE"] != template["Resources"]["DefectFunction"][
+        "Properties"
+    ]["Environment"]["Variables"].get("METRIC_NAMESPACE", "DiecastT1")
+
+
+def test_the_explain_routes_are_the_apps(template):
+    from serving import http
+
+    props = template["Resources"]["ExplainFunction"]["Properties"]
+    declared = {e["Properties"]["Path"]: e["Properties"]["Method"].upper() for e in props["Events"].values()}
+    assert declared == http.EXPLAIN_ROUTES
+
+
+def test_the_explain_function_has_its_log_group_alarms_and_the_same_canary(template):
+    resources = template["Resources"]
+    props = resources["ExplainFunction"]["Properties"]
+    assert props["LoggingConfig"]["LogGroup"] == {"Ref": "ExplainFunctionLogGroup"}
+    assert resources["ExplainFunctionLogGroup"]["Properties"]["LogGroupName"] == {
+        "Fn::Sub": "/aws/lambda/${ExplainFunctionName}"
+    }
+    predict = resources["DefectFunction"]["Properties"]
+    assert props["AutoPublishAlias"] == predict["AutoPublishAlias"] == "live"
+    assert props["DeploymentPreference"]["Type"] == predict["DeploymentPreference"]["Type"]
+    alarms = [a["Ref"] for a in props["DeploymentPreference"]["Alarms"]]
+    assert alarms == ["ExplainAliasErrorRateAlarm", "ExplainAliasLatencyP95Alarm"]
+    errors, mine = (resources[n]["Properties"] for n in ("AliasErrorRateAlarm", "ExplainAliasErrorRateAlarm"))
+    assert mine["Threshold"] == errors["Threshold"]
+    assert [m.get("Expression") for m in mine["Metrics"]] == [m.get("Expression") for m in errors["Metrics"]]
+    for name in alarms:
+        dims = json.dumps(resources[name]["Properties"])
+        assert "ExplainFunction" in dims
+        assert '"DefectFunction"' not in dims

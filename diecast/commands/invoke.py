@@ -69,14 +69,19 @@ def run(args: argparse.Namespace) -> int:
     return exits.OK if response.get("statusCode", 200) < 400 else exits.INVOKE_ERROR_ANSWER
 
 
-def invoke(event: object, model: str | None, quiet_log: bool) -> dict | None:
+def invoke(event: object, model: str | None, quiet_log: bool, explain: bool = False) -> dict | None:
     """The application's response to ``event`` (a proxy body decoded), or None when it could not start (said on
-    stderr). ``model`` is a folder or a version under models_onnx/ (None: the environment's)."""
+    stderr). ``model`` is a folder or a version under models_onnx/ (None: the environment's); ``explain`` picks the
+    explain function's application (``explain.app``) instead of the predict function's."""
     import logging
 
     from runtime.exceptions import ConfigurationError, ModelArtifactError
-    from serving.app import App
     from serving.settings import Settings
+
+    if explain:
+        from explain.app import App
+    else:
+        from serving.app import App
 
     try:
         settings = Settings.from_env(os.environ)
