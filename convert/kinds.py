@@ -60,8 +60,12 @@ def _target_opset() -> dict:
     return {"": graph.OPSET, "ai.onnx.ml": graph.ML_OPSET}
 
 
-def _float_input(n_inputs: int) -> list:
-    from skl2onnx.common.data_types import FloatTensorType
+def _float_input(n_inputs: int, converter: str = "skl2onnx") -> list:
+    """The trees' input, float32 (n, inputs), in the type classes of ``converter`` (each checks its own)."""
+    if converter == "onnxmltools":
+        from onnxmltools.convert.common.data_types import FloatTensorType
+    else:
+        from skl2onnx.common.data_types import FloatTensorType
 
     return [("gb_input", FloatTensorType([None, n_inputs]))]
 
@@ -119,7 +123,7 @@ def _boosting_cost(depth_key: str, trees_key: str, defaults: dict) -> Callable[[
 def _xgb(params: dict, seed: int):
     from xgboost import XGBClassifier
 
-    return XGBClassifier(**params, random_state=seed, n_jobs=1, tree_method="hist", enable_categorical=False)
+    return XGBClassifier(**params, random_state=seed, n_jobs=1, tree_method="exact", enable_categorical=False)
 
 
 def _xgb_save(model, path: Path) -> None:
@@ -137,7 +141,7 @@ def _xgb_load(path: Path):
 def _xgb_onnx(model, n_inputs: int):
     from onnxmltools import convert_xgboost
 
-    return convert_xgboost(model, initial_types=_float_input(n_inputs), target_opset=_target_opset()["ai.onnx.ml"])
+    return convert_xgboost(model, initial_types=_float_input(n_inputs, "onnxmltools"), target_opset=_target_opset()["ai.onnx.ml"])
 
 
 def _lgbm(params: dict, seed: int):
@@ -166,9 +170,54 @@ def _lgbm_onnx(model, n_inputs: int):
     from onnxmltools import convert_lightgbm
 
     booster = getattr(model, "booster_", model)
-    return convert_lightgbm(
-        booster, initial_types=_float_input(n_inputs), target_opset=_target_opset()["ai.onnx.ml"], zipmap=False
+    proto = convert_lightgbm(
+        booster, initial_types=_float_input(n_inputs, "onnxmltools"), target_opset=_target_opset()["ai.onnx.ml"], zipmap=False
     )
+    _float32_below(proto, booster)
+    return proto
+
+
+def _lgbm_splits(booster) -> dict[tuple[int, int], set[float]]:
+    """(tree, feature) -> the float64 thresholds of its splits, from LightGBM's own dump."""
+    out: dict[tuple[int, int], set[float]] = {}
+
+    def walk(node: dict, tree: int) -> None:
+        if "split_feature" in node:
+            out.setdefault((tree, node["split_feature"]), set()).add(float(node["threshold"]))
+            walk(node["left_child"], tree)
+            walk(node["right_child"], tree)
+
+    for info in booster.dump_model()["tree_info"]:
+        walk(info["tree_structure"], info["tree_index"])
+    return out
+
+
+def _float32_below(proto, booster) -> None:
+    """Replace each float32 threshold onnxmltools rounded to nearest by the largest float32 <= LightGBM's float64
+    one, as skl2onnx does for sklearn: then ``x <= t32`` holds for a float32 x exactly when ``x <= t`` does."""
+    import numpy as np
+
+    splits = _lgbm_splits(booster)
+    [node] = [n for n in proto.graph.node if n.op_type == "TreeEnsembleClassifier"]
+    attr = {a.name: a for a in node.attribute}
+    trees, feats, modes = attr["nodes_treeids"].ints, attr["nodes_featureids"].ints, attr["nodes_modes"].strings
+    values = attr["nodes_values"].floats
+    for i, (tree, feat, mode) in enumerate(zip(trees, feats, modes, strict=True)):
+        if mode != b"BRANCH_LEQ":
+            continue
+        rounded = np.float32(values[i])
+        below = {_below(t) for t in splits.get((tree, feat), ()) if np.float32(t) == rounded}
+        if len(below) != 1:
+            raise ValueError(f"LightGBM tree {tree}: no single float64 split of feature {feat} rounds to {rounded}")
+        values[i] = float(below.pop())
+
+
+def _below(t: float):
+    """The largest float32 <= t."""
+    import numpy as np
+
+    f = np.float32(t)
+    return np.nextafter(f, np.float32(-np.inf)) if float(f) > t else f
 
 
 def _cb(params: dict, seed: int):

@@ -168,6 +168,10 @@ class Options:
     reused: reuse.Reused | None = None  # --reuse-ae: a frozen scaler and encoder
     kind: str = kinds.DEFAULT_KIND  # the classifier (convert.kinds)
     latent_dim: int = kinds.DEFAULT_LATENT_DIM
+    params: dict | None = None  # the classifier's hyperparameters instead of its kind's defaults (small runs)
+
+    def classifier_params(self) -> dict:
+        return dict(self.params if self.params is not None else self.classifier().default)
 
     def classifier(self) -> kinds.Kind:
         return kinds.get(self.kind)
@@ -181,7 +185,7 @@ class Options:
     def search_settings(self) -> tuning.SearchSettings:
         k = self.classifier()
         return tuning.SearchSettings(
-            self.search_budget, k.default, k.space, SEARCH_MAX_CANDIDATES, SEARCH_FACTOR, SEARCH_MIN_ROWS, self.kind
+            self.search_budget, self.classifier_params(), k.space, SEARCH_MAX_CANDIDATES, SEARCH_FACTOR, SEARCH_MIN_ROWS, self.kind
         )
 
 
@@ -241,7 +245,7 @@ def tune(F: dict, parts: dict, opts: Options) -> tuple[dict | None, dict | None]
         return None, None
     F_dev = np.vstack([F["train"], F["val"]])
     y_dev = np.concatenate([parts["train"][1], parts["val"][1]])
-    cv = tuning.cross_validate_gb(F_dev, y_dev, opts.classifier().default, opts.protocol())
+    cv = tuning.cross_validate_gb(F_dev, y_dev, opts.classifier_params(), opts.protocol())
     found = tuning.search_gb(F_dev, y_dev, opts.protocol(), cv, opts.search_settings()) if opts.search_budget else None
     return cv, found
 
@@ -253,7 +257,7 @@ def fit_gb(scaler: StandardScaler, ae: AutoEncoder, parts: dict, opts: Options) 
     (_, y_tr), (_, y_val), (_, y_te) = parts["train"], parts["val"], parts["test"]
     metrics_cv, found = tune(F, parts, opts)
     kind = opts.classifier()
-    params = dict(found["params"] if found else kind.default)
+    params = dict(found["params"]) if found else opts.classifier_params()
     t1 = time.perf_counter()
     _log(f"training {kind.name}({params}, seed {opts.seed}) on 30 scaled + {ae.encoder[-1].out_features} latents")
     gb = kind.build(params, opts.seed).fit(F["train"], y_tr)

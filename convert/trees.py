@@ -38,19 +38,21 @@ def regressor_attributes(model) -> tuple[dict, str]:
     builds both class columns and a label of its own."""
     attrs = classifier_attributes(model)
     classes, labels = set(attrs["class_ids"]), list(attrs.get("classlabels_int64s", []))
+    transform = attrs.get("post_transform", b"NONE")
+    transform = transform.decode() if isinstance(transform, bytes) else transform
     if labels != [0, 1]:
         raise ValueError(f"expected a binary classifier with labels [0, 1], got {labels}")
     out = {k: v for k, v in attrs.items() if k.startswith("nodes_")}
     out.update(n_targets=1, aggregate_function="SUM", post_transform="NONE")
     keep = np.ones(len(attrs["class_ids"]), dtype=bool)
-    if len(classes) == 1 and attrs.get("post_transform") == "LOGISTIC":
-        link = LOGISTIC
-    elif classes == {0, 1} and attrs.get("post_transform", "NONE") == "NONE":
-        link = IDENTITY
+    if len(classes) == 1 and transform in ("LOGISTIC", "NONE"):
+        link = LOGISTIC if transform == "LOGISTIC" else IDENTITY
+    elif classes == {0, 1} and transform in ("LOGISTIC", "NONE"):
+        link = LOGISTIC if transform == "LOGISTIC" else IDENTITY
         keep = np.asarray(attrs["class_ids"]) == 1
     else:
         raise ValueError(
-            f"unsupported binary tree ensemble: classes {sorted(classes)}, post_transform {attrs.get('post_transform')}"
+            f"unsupported binary tree ensemble: classes {sorted(classes)}, post_transform {transform}"
         )
     pick = lambda name: [v for v, k in zip(attrs[name], keep, strict=True) if k]  # noqa: E731
     out.update(
