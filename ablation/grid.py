@@ -18,12 +18,13 @@ from convert import defaults, kinds
 NO_LATENTS = 0
 FEATURE_COUNTS = (15, 20, 25, 30)
 DEFAULT_CONFIG = (kinds.DEFAULT_KIND, kinds.DEFAULT_LATENT_DIM, 30)  # the shipped v1.0: GB on 30 + 12
-# The time model, from fits of the embedded data's training folds (~5,100 rows) on one core: an encoder epoch's
-# seconds per 1,000 rows, the epochs early stopping typically runs (v1.0 stopped at 99 of 120), and each default
-# classifier's fit in seconds per 1,000 rows. Trees scale with the kind's cost (convert.kinds.Kind.cost).
-EPOCH_SECONDS_PER_1K = 0.31
+# The time model: an encoder epoch takes 0.30 s per 1,000 rows and early stopping typically ends at 0.8 of the cap
+# (v1.0: 157 s for 99 of 120 epochs on 5,273 rows); a default GB fit 7.9 s per 1,000 rows (v1.0: 41.9 s), the
+# other kinds in proportion to GB's as fitted side by side on 5,123 rows of the embedded data. Trees scale with
+# the kind's cost (convert.kinds.Kind.cost).
+EPOCH_SECONDS_PER_1K = 0.30
 TYPICAL_EPOCH_SHARE = 0.8
-FIT_SECONDS_PER_1K = {"gradient_boosting": 2.2, "random_forest": 0.9, "xgboost": 0.25, "lightgbm": 0.2, "catboost": 0.4}
+FIT_SECONDS_PER_1K = {"gradient_boosting": 7.9, "random_forest": 1.74, "xgboost": 0.85, "lightgbm": 0.21, "catboost": 0.63}
 
 
 @dataclass(frozen=True)

@@ -92,7 +92,10 @@ def _png(fig) -> str:
 
 
 def charts(table: list[dict], grid: Grid) -> list[tuple[str, str]]:
-    """(title, base64 PNG): F1 by latent size per classifier (all 30 readings), and F1 against predict time."""
+    """(title, base64 PNG): F1 by latent size per classifier (all 30 readings), and F1 against predict time;
+    none when nothing was run."""
+    if not table:
+        return []
     import matplotlib
 
     matplotlib.use("Agg")
