@@ -24,7 +24,13 @@ DEFAULT_CONFIG = (kinds.DEFAULT_KIND, kinds.DEFAULT_LATENT_DIM, 30)  # the shipp
 # the kind's cost (convert.kinds.Kind.cost).
 EPOCH_SECONDS_PER_1K = 0.30
 TYPICAL_EPOCH_SHARE = 0.8
-FIT_SECONDS_PER_1K = {"gradient_boosting": 7.9, "random_forest": 1.74, "xgboost": 0.85, "lightgbm": 0.21, "catboost": 0.63}
+FIT_SECONDS_PER_1K = {
+    "gradient_boosting": 7.9,
+    "random_forest": 1.74,
+    "xgboost": 0.85,
+    "lightgbm": 0.21,
+    "catboost": 0.63,
+}
 
 
 @dataclass(frozen=True)
@@ -66,7 +72,9 @@ class Grid:
         }
 
 
-FULL = Grid((NO_LATENTS, *kinds.LATENT_DIMS), tuple(kinds.KINDS), FEATURE_COUNTS, defaults.CV_FOLDS, defaults.AE_MAX_EPOCHS)
+FULL = Grid(
+    (NO_LATENTS, *kinds.LATENT_DIMS), tuple(kinds.KINDS), FEATURE_COUNTS, defaults.CV_FOLDS, defaults.AE_MAX_EPOCHS
+)
 QUICK = Grid(
     (NO_LATENTS, *kinds.LATENT_DIMS),
     tuple(kinds.KINDS),

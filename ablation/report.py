@@ -64,8 +64,9 @@ def pick(table: list[dict]) -> dict:
     chosen = key(best) if rule["significant"] else DEFAULT_CONFIG
     verdict = "adopted" if rule["significant"] else "kept default"
     reason = (
-        f"F1 {best['f1_score']['mean']:.4f} vs the default's {default['f1_score']['mean']:.4f}: gain {rule['gain']:+.4f} "
-        f"{'>' if rule['significant'] else '<='} the sum of standard errors {rule['margin']:.4f}"
+        f"F1 {best['f1_score']['mean']:.4f} vs the default's {default['f1_score']['mean']:.4f}: "
+        f"gain {rule['gain']:+.4f} {'>' if rule['significant'] else '<='} "
+        f"the sum of standard errors {rule['margin']:.4f}"
     )
     return {"decision": f"{verdict}: {reason}", "best": key(best), "pick": chosen, "rule": rule}
 
@@ -132,13 +133,18 @@ def _cell(v: dict) -> str:
 def page(doc: dict, pictures: list[tuple[str, str]]) -> str:
     """report.html: the plan, the pick and its command, the charts (embedded), the table and what was not run."""
     e = html.escape
-    head = "".join(f"<th>{e(h)}</th>" for h in ("#", "model", "latent", "features", *METRICS, "fit s", "predict µs/row"))
+    head = "".join(
+        f"<th>{e(h)}</th>" for h in ("#", "model", "latent", "features", *METRICS, "fit s", "predict µs/row")
+    )
     picked = tuple(doc["pick"]["pick"]) if doc["pick"]["pick"] else None
     body = []
     for i, r in enumerate(doc["rows"], 1):
         mark = " class='pick'" if (r["model"], r["latent_dim"], r["features"]) == picked else ""
         cells = [str(i), r["model"], str(r["latent_dim"]), str(r["features"])]
-        cells += [_cell(r[m]) for m in METRICS] + [f"{r['fit_seconds']['mean']:.2f}", f"{r['predict_us_per_row']['mean']:.2f}"]
+        cells += [_cell(r[m]) for m in METRICS] + [
+            f"{r['fit_seconds']['mean']:.2f}",
+            f"{r['predict_us_per_row']['mean']:.2f}",
+        ]
         body.append(f"<tr{mark}>" + "".join(f"<td>{e(c)}</td>" for c in cells) + "</tr>")
     cmd = doc["train_command"]
     missing = ", ".join(f"{m['model']}/{m['latent_dim']}/{m['features']}" for m in doc["not_run"]) or "none"

@@ -1,10 +1,11 @@
 """Export the originals to one standard ONNX graph, and onnxruntime's optimised copy of it.
 
 The graph itself is written node by node in ``convert.graph`` (scaler and encoder from their weights); the trees
-come from their kind's converter (``convert.kinds``); the original GB's from skl2onnx, which stores float32 thresholds nudged with ``nextafter`` so that float32 inputs branch
-as sklearn's float64 ones (sklearn's trees compare ``float32(x)`` with float64 thresholds). The float32 cast of
-the scaled readings is therefore exactly what sklearn's trees see, and the only source of difference is the
-encoder's float32 arithmetic, which the certificate measures.
+come from their kind's converter (``convert.kinds``): the original GB's from skl2onnx, which stores float32
+thresholds nudged with ``nextafter`` so that float32 inputs branch as sklearn's float64 ones (sklearn's trees
+compare ``float32(x)`` with float64 thresholds). The float32 cast of the scaled readings is therefore exactly what
+the trees see, and the only source of difference is the encoder's float32 arithmetic, which the certificate
+measures.
 """
 
 from __future__ import annotations

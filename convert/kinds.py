@@ -93,7 +93,10 @@ def _skl2onnx(model, n_inputs: int):
     from skl2onnx import convert_sklearn
 
     return convert_sklearn(
-        model, initial_types=_float_input(n_inputs), target_opset=_target_opset(), options={id(model): {"zipmap": False}}
+        model,
+        initial_types=_float_input(n_inputs),
+        target_opset=_target_opset(),
+        options={id(model): {"zipmap": False}},
     )
 
 
@@ -141,7 +144,9 @@ def _xgb_load(path: Path):
 def _xgb_onnx(model, n_inputs: int):
     from onnxmltools import convert_xgboost
 
-    return convert_xgboost(model, initial_types=_float_input(n_inputs, "onnxmltools"), target_opset=_target_opset()["ai.onnx.ml"])
+    return convert_xgboost(
+        model, initial_types=_float_input(n_inputs, "onnxmltools"), target_opset=_target_opset()["ai.onnx.ml"]
+    )
 
 
 def _lgbm(params: dict, seed: int):
@@ -171,7 +176,10 @@ def _lgbm_onnx(model, n_inputs: int):
 
     booster = getattr(model, "booster_", model)
     proto = convert_lightgbm(
-        booster, initial_types=_float_input(n_inputs, "onnxmltools"), target_opset=_target_opset()["ai.onnx.ml"], zipmap=False
+        booster,
+        initial_types=_float_input(n_inputs, "onnxmltools"),
+        target_opset=_target_opset()["ai.onnx.ml"],
+        zipmap=False,
     )
     _float32_below(proto, booster)
     return proto

@@ -178,14 +178,18 @@ class Options:
 
     def protocol(self) -> tuning.Protocol:
         """The CV and search protocol: the shipped validation share and threshold grid inside each fold."""
-        return tuning.Protocol(
-            self.cv_folds, self.seed, VAL_SIZE / (1 - TEST_SIZE), tuple(THRESHOLD_GRID), self.kind
-        )
+        return tuning.Protocol(self.cv_folds, self.seed, VAL_SIZE / (1 - TEST_SIZE), tuple(THRESHOLD_GRID), self.kind)
 
     def search_settings(self) -> tuning.SearchSettings:
         k = self.classifier()
         return tuning.SearchSettings(
-            self.search_budget, self.classifier_params(), k.space, SEARCH_MAX_CANDIDATES, SEARCH_FACTOR, SEARCH_MIN_ROWS, self.kind
+            self.search_budget,
+            self.classifier_params(),
+            k.space,
+            SEARCH_MAX_CANDIDATES,
+            SEARCH_FACTOR,
+            SEARCH_MIN_ROWS,
+            self.kind,
         )
 
 
@@ -313,9 +317,7 @@ def _portable(path: Path) -> str:
         return str(resolved)
 
 
-def metadata(
-    version: str, data_path: Path, info: dict, opts: Options, level: str, seconds: float
-) -> dict:
+def metadata(version: str, data_path: Path, info: dict, opts: Options, level: str, seconds: float) -> dict:
     seed, kind = opts.seed, opts.classifier()
     return {
         "version": version,

@@ -18,7 +18,12 @@ from onnx import helper, numpy_helper
 
 LOGISTIC, IDENTITY = "logistic", "identity"
 # node mode -> (the branch taken when the comparison holds is the left one, the comparison is strict)
-_MODES = {"BRANCH_LEQ": (True, False), "BRANCH_LT": (True, True), "BRANCH_GT": (False, False), "BRANCH_GTE": (False, True)}
+_MODES = {
+    "BRANCH_LEQ": (True, False),
+    "BRANCH_LT": (True, True),
+    "BRANCH_GT": (False, False),
+    "BRANCH_GTE": (False, True),
+}
 
 
 def classifier_attributes(model) -> dict:
@@ -51,9 +56,7 @@ def regressor_attributes(model) -> tuple[dict, str]:
         link = LOGISTIC if transform == "LOGISTIC" else IDENTITY
         keep = np.asarray(attrs["class_ids"]) == 1
     else:
-        raise ValueError(
-            f"unsupported binary tree ensemble: classes {sorted(classes)}, post_transform {transform}"
-        )
+        raise ValueError(f"unsupported binary tree ensemble: classes {sorted(classes)}, post_transform {transform}")
     pick = lambda name: [v for v, k in zip(attrs[name], keep, strict=True) if k]  # noqa: E731
     out.update(
         target_ids=[0] * int(keep.sum()),

@@ -21,9 +21,10 @@ from math import ceil, floor, log
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
-from convert import kinds
 from sklearn.metrics import accuracy_score, f1_score, make_scorer, precision_score, recall_score
 from sklearn.model_selection import ParameterGrid, ParameterSampler, StratifiedKFold, cross_validate, train_test_split
+
+from convert import kinds
 
 # training's metric names -> sklearn scorers; the thresholded ones score ``predict`` (the tuned threshold)
 SCORERS = {

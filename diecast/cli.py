@@ -23,7 +23,8 @@ from diecast.commands import InputError, UsageError
 
 # name -> module; the order is the order of ``diecast --help``.
 COMMANDS: dict[str, str] = {
-    name: f"diecast.commands.{name}" for name in ("data", "train", "convert", "invoke", "score", "monitor", "compare", "ablation")
+    name: f"diecast.commands.{name}"
+    for name in ("data", "train", "convert", "invoke", "score", "monitor", "compare", "ablation")
 }
 
 # The top-level modules each pip extra of pyproject.toml brings: a ModuleNotFoundError for one of them, in a

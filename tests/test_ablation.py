@@ -54,9 +54,11 @@ def test_the_pick_replaces_the_default_only_beyond_the_standard_errors():
     close = _row("lightgbm", 8, 30, [0.72, 0.70, 0.73])
     far = _row("lightgbm", 8, 30, [0.80, 0.81, 0.79])
     kept = report.pick([close, default])
-    assert kept["pick"] == ("gradient_boosting", 12, 30) and kept["decision"].startswith("kept default")
+    assert kept["pick"] == ("gradient_boosting", 12, 30)
+    assert kept["decision"].startswith("kept default")
     adopted = report.pick([far, default])
-    assert adopted["pick"] == ("lightgbm", 8, 30) and adopted["decision"].startswith("adopted")
+    assert adopted["pick"] == ("lightgbm", 8, 30)
+    assert adopted["decision"].startswith("adopted")
     assert report.train_command(adopted["pick"], "plant.csv")["command"] == (
         "make train VERSION=v2.0 MODEL=lightgbm LATENT_DIM=8 DATA=plant.csv"
     )
@@ -72,29 +74,35 @@ def test_the_quick_ablation_runs_every_classifier_and_latent_size_end_to_end(tmp
     assert cli.main(["ablation", "--quick", "--out", str(out), "--no-progress"]) == exits.OK
     doc = json.loads((out / "report.json").read_text())
     rows = doc["rows"]
-    assert len(rows) == len(grid.QUICK.configs()) and not doc["not_run"]
+    assert len(rows) == len(grid.QUICK.configs())
+    assert not doc["not_run"]
     assert {r["model"] for r in rows} == set(grid.QUICK.kinds)
     assert {r["latent_dim"] for r in rows} == {0, 4, 8, 12, 16}
     for r in rows:
-        assert 0.0 <= r["f1_score"]["mean"] <= 1.0 and r["fit_seconds"]["mean"] > 0
+        assert 0.0 <= r["f1_score"]["mean"] <= 1.0
+        assert r["fit_seconds"]["mean"] > 0
         assert set(r) >= {"roc_auc", "accuracy", "precision", "recall", "predict_us_per_row"}
     assert [r["f1_score"]["mean"] for r in rows] == sorted((r["f1_score"]["mean"] for r in rows), reverse=True)
     # one encoder per latent size and fold, shared by every classifier and selection
     encoders = [u for u in doc["units"] if u["latent_dim"] != 0]
-    assert len(encoders) == 4 * grid.QUICK.folds and all(u["encoder"]["epochs_run"] >= 1 for u in encoders)
-    assert doc["plan"]["predicted"]["seconds"] > 0 and doc["seconds"] > 0
+    assert len(encoders) == 4 * grid.QUICK.folds
+    assert all(u["encoder"]["epochs_run"] >= 1 for u in encoders)
+    assert doc["plan"]["predicted"]["seconds"] > 0
+    assert doc["seconds"] > 0
     page = (out / "report.html").read_text()
-    assert page.count("src='data:image/png;base64,") == 2 and "http" not in page
+    assert page.count("src='data:image/png;base64,") == 2
+    assert "http" not in page
     assert "pick:" in capsys.readouterr().out
 
 
 def test_a_spent_budget_runs_nothing_and_says_so(tmp_path):
     from ablation import grid, job
 
-    doc = job.run(job.Options(data=_data(), out=tmp_path, grid=grid.QUICK, budget=1e-9, seed=1, progress=False, jobs=1)
-    )
-    assert doc["rows"] == [] and len(doc["not_run"]) == len(grid.QUICK.configs())
-    assert all(u["skipped"] for u in doc["units"]) and doc["pick"]["pick"] is None
+    doc = job.run(job.Options(data=_data(), out=tmp_path, grid=grid.QUICK, budget=1e-9, seed=1, progress=False, jobs=1))
+    assert doc["rows"] == []
+    assert len(doc["not_run"]) == len(grid.QUICK.configs())
+    assert all(u["skipped"] for u in doc["units"])
+    assert doc["pick"]["pick"] is None
     assert (tmp_path / "report.html").is_file()
 
 

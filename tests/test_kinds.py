@@ -76,7 +76,8 @@ def test_each_kind_trains_converts_and_is_served_by_the_same_handler(kind, train
     meta = json.loads((source / originals.METADATA_FILE).read_text())
     k = kinds.get(kind)
     assert meta["model"] == {"kind": kind, "latent_dim": LATENT[kind], "file": k.file, k.library: k.library_version()}
-    assert (source / k.file).is_file() and (source / kinds.encoder_file(LATENT[kind])).is_file()
+    assert (source / k.file).is_file()
+    assert (source / kinds.encoder_file(LATENT[kind])).is_file()
     assert not (k.library != "sklearn" and any(p.suffix == ".pkl" and p.name != "scaler.pkl" for p in source.iterdir()))
 
     target = tmp_path / "models_onnx" / source.name
@@ -151,7 +152,9 @@ def _certify_export(source, csv, folder):
 
 @pytest.mark.parametrize("sabotage", [_shift_threshold, _drop_tree], ids=["shifted threshold", "dropped tree"])
 @pytest.mark.parametrize("kind", list(LATENT))
-def test_a_sabotaged_export_of_each_kind_fails_the_certificate(kind, sabotage, trained, small_csv, tmp_path, monkeypatch):
+def test_a_sabotaged_export_of_each_kind_fails_the_certificate(
+    kind, sabotage, trained, small_csv, tmp_path, monkeypatch
+):
     from convert import export
 
     honest = _certify_export(trained[kind], small_csv, tmp_path)
@@ -178,7 +181,8 @@ def test_reuse_ae_across_kinds_copies_the_encoder_and_refuses_another_latent_siz
     encoder = kinds.encoder_file(12)
     assert originals.sha256_file(again / encoder) == originals.sha256_file(source / encoder)
     meta = json.loads((again / originals.METADATA_FILE).read_text())
-    assert meta["model"]["kind"] == "xgboost" and meta["training"]["reused_from"]["version"] == source.name
+    assert meta["model"]["kind"] == "xgboost"
+    assert meta["training"]["reused_from"]["version"] == source.name
     with pytest.raises(reuse.ReuseError, match=r"latent size 12.*--latent-dim 8"):
         _train(root, "v9.8", small_csv, "catboost", 8, reuse_ae=source.name)
     assert not (root / "v9.8").exists()
