@@ -18,7 +18,7 @@ from pathlib import Path
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import numpy as np
+import numpy as np  # noqa: E402  (after the thread variables, which numpy reads at import)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EVENT = REPO_ROOT / "tests" / "events" / "direct_named.json"
@@ -58,7 +58,7 @@ def measure(folder: Path) -> dict:
                 env=env,
                 cwd=REPO_ROOT,
             ).stdout
-        )  # fmt: skip
+        )
         for _ in range(5)
     ]
     app, event = App(Settings(model_path=str(folder))), json.loads(EVENT.read_text())
