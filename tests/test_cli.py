@@ -132,7 +132,8 @@ def test_a_missing_extra_while_importing_the_command_module_is_one_line(tmp_path
     try:
         assert cli.main(["fake"]) == 2
         assert capsys.readouterr().err == f"diecast fake needs the 'monitor' extra: {cli.install_hint('monitor')}\n"
-        assert "  fake     a test command (extra: monitor)" in cli.overview()
+        width = max(map(len, cli.COMMANDS))
+        assert f"  {'fake':<{width}}  a test command (extra: monitor)" in cli.overview()
     finally:
         sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != "Blocked"]
 
