@@ -57,7 +57,7 @@ def measure(folder: Path) -> dict:
                 check=True,
                 env=env,
                 cwd=REPO_ROOT,
-            ).stdout
+            ).stdout.splitlines()[-1]  # after the handler's log line
         )
         for _ in range(5)
     ]
