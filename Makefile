@@ -17,9 +17,12 @@ MAX_EPOCHS ?=
 REUSE_AE ?=
 CV_FOLDS ?=
 SEARCH_BUDGET ?=
+LATENT_DIM ?=
+# make train's MODEL= is the classifier's kind (make invoke's MODEL= a model version or folder)
 TRAIN_FLAGS := $(if $(SEED),--seed $(SEED),) $(if $(MAX_EPOCHS),--max-epochs $(MAX_EPOCHS),) \
 	$(if $(REUSE_AE),--reuse-ae $(REUSE_AE),) $(if $(CV_FOLDS),--cv-folds $(CV_FOLDS),) \
-	$(if $(SEARCH_BUDGET),--search-budget $(SEARCH_BUDGET),)
+	$(if $(SEARCH_BUDGET),--search-budget $(SEARCH_BUDGET),) $(if $(MODEL),--kind $(MODEL),) \
+	$(if $(LATENT_DIM),--latent-dim $(LATENT_DIM),)
 
 .DEFAULT_GOAL := help
 .PHONY: help venv data train convert convert-check demo monitor-demo invoke explain importance explain-charts test lint format bench image-test image ecr-push deploy clean \
@@ -31,7 +34,7 @@ help: ## list the targets
 # The pinned sets (requirements-*.txt) give every version; the project itself is then installed editable, without
 # resolving again, so that $(DIECAST) runs this checkout.
 $(STAMP): pyproject.toml requirements-runtime.txt requirements-convert.txt requirements-monitor.txt requirements-batch.txt \
-		requirements-compare.txt requirements-explain.txt requirements-docs.txt requirements-dev.txt
+		requirements-compare.txt requirements-explain.txt requirements-docs.txt requirements-ablation.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
@@ -43,7 +46,7 @@ venv: $(STAMP) ## create .venv: the project (editable, the `diecast` command) wi
 data: $(STAMP) ## regenerate the embedded synthetic dataset and its schema
 	$(DIECAST) data
 
-train: $(STAMP) ## train originals into deployment_models/VERSION (DATA=, SEED=, MAX_EPOCHS=, REUSE_AE=, CV_FOLDS=, SEARCH_BUDGET=, FORCE=1)
+train: $(STAMP) ## train originals into deployment_models/VERSION (MODEL=kind, LATENT_DIM=, DATA=, SEED=, MAX_EPOCHS=, REUSE_AE=, CV_FOLDS=, SEARCH_BUDGET=, FORCE=1)
 	$(DIECAST) train --model $(VERSION) --data $(DATA) $(TRAIN_FLAGS) $(FORCE_FLAG)
 
 convert: $(STAMP) ## export deployment_models/VERSION to models_onnx/VERSION (OUT= another model folder) with its certificate (FORCE=1)
@@ -176,3 +179,11 @@ deploy: ## sam deploy template.yaml: new version behind the `live` alias, canary
 
 monitor-demo: $(STAMP) ## 8 simulated weeks through the handler (capture on), drift from week 5, then the monitor
 	$(PY) -m monitor.demo --out build/monitor-demo
+
+# The ablation study (the ablation package; never in the serving image).
+.PHONY: ablation
+BUDGET ?=
+QUICK ?=
+ablation: $(STAMP) ## the ablation study into OUT= (default build/ablation) on DATA= (BUDGET=seconds, QUICK=1 the small grid)
+	$(DIECAST) ablation --data $(DATA) $(if $(OUT),--out $(OUT),) $(if $(BUDGET),--budget $(BUDGET),) \
+		$(if $(filter 1 yes true,$(QUICK)),--quick,)

@@ -211,8 +211,9 @@ def envelope_rows(envelope: tuple[np.ndarray, np.ndarray], n: int, seed: int) ->
     return np.where(pick_high, high, low)
 
 
-def threshold_rows(gb, scaler, base_row: np.ndarray, n_inputs: int) -> np.ndarray:
-    """Rows whose scaled feature j sits on, and right next to, each GB split on input feature j.
+def threshold_rows(trees: list, scaler, base_row: np.ndarray, n_inputs: int) -> np.ndarray:
+    """Rows whose scaled feature j sits on, and right next to, each split on input feature j of the classifier's
+    ``trees`` (``ReferenceModel.trees``).
 
     sklearn compares float32(x) with float64 thresholds; each split ``t`` gives the float32 values around it,
     mapped back through the scaler, and the float64 neighbours of each raw value.
@@ -220,8 +221,7 @@ def threshold_rows(gb, scaler, base_row: np.ndarray, n_inputs: int) -> np.ndarra
     rows = []
     mean, scale = scaler.mean_, scaler.scale_
     seen: set[tuple[int, float]] = set()
-    for est in gb.estimators_.ravel():
-        tree = est.tree_
+    for tree in trees:
         for feat, thr in zip(tree.feature, tree.threshold, strict=True):
             if feat < 0 or feat >= n_inputs or (feat, thr) in seen:
                 continue
@@ -244,11 +244,16 @@ def threshold_rows(gb, scaler, base_row: np.ndarray, n_inputs: int) -> np.ndarra
 
 
 def _first_divergence(tree, a: np.ndarray, b: np.ndarray) -> tuple[int, float] | None:
-    """(feature, threshold) of the first node where ``a`` and ``b`` (float32) branch apart, or None."""
+    """(feature, threshold) of the first node where ``a`` and ``b`` (float32) branch apart, or None. sklearn's
+    trees go left on ``x <= threshold``; a converter's trees say per node (``convert.trees.Tree.strict``)."""
+    strict = getattr(tree, "strict", None)
     node = 0
     while tree.children_left[node] != -1:
         f, thr = tree.feature[node], tree.threshold[node]
-        go_a, go_b = a[f] <= thr, b[f] <= thr
+        if strict is not None and strict[node]:
+            go_a, go_b = a[f] < thr, b[f] < thr
+        else:
+            go_a, go_b = a[f] <= thr, b[f] <= thr
         if go_a != go_b:
             return int(f), float(thr)
         node = tree.children_left[node] if go_a else tree.children_right[node]
@@ -261,8 +266,8 @@ def explain(reference, ev: Evidence, i: int, got: dict, p_gb_on_got: float, prec
     a = np.concatenate([ev.scaled[i], ev.ref["latent"][i]]).astype(np.float32)
     b = np.concatenate([ev.scaled[i], got["latent"][i]]).astype(np.float32)
     divergent = []
-    for t, est in enumerate(reference.gb.estimators_.ravel()):
-        hit = _first_divergence(est.tree_, a, b)
+    for t, tree in enumerate(reference.trees()):
+        hit = _first_divergence(tree, a, b)
         if hit is not None:
             divergent.append((t, *hit))
     p_ref, p_got = float(ev.ref["probability"][i]), float(got["probability"][i])

@@ -1,10 +1,11 @@
 """Export the originals to one standard ONNX graph, and onnxruntime's optimised copy of it.
 
-The graph itself is written node by node in ``convert.graph`` (scaler and encoder from their weights); the GB's
-trees come from skl2onnx, which stores float32 thresholds nudged with ``nextafter`` so that float32 inputs branch
-as sklearn's float64 ones (sklearn's trees compare ``float32(x)`` with float64 thresholds). The float32 cast of
-the scaled readings is therefore exactly what sklearn's trees see, and the only source of difference is the
-encoder's float32 arithmetic, which the certificate measures.
+The graph itself is written node by node in ``convert.graph`` (scaler and encoder from their weights); the trees
+come from their kind's converter (``convert.kinds``): the original GB's from skl2onnx, which stores float32
+thresholds nudged with ``nextafter`` so that float32 inputs branch as sklearn's float64 ones (sklearn's trees
+compare ``float32(x)`` with float64 thresholds). The float32 cast of the scaled readings is therefore exactly what
+the trees see, and the only source of difference is the encoder's float32 arithmetic, which the certificate
+measures.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from convert import graph
+from convert import graph, kinds
 from convert.model import LATENT_DIM, N_FEATURES, AutoEncoder
 from runtime import artifacts
 
@@ -23,16 +24,9 @@ STANDARD_DOMAINS = {"", "ai.onnx", "ai.onnx.ml"}  # what any ONNX implementation
 CLIP_MARGIN = 1 + 1e-9  # readings exactly on the envelope's edge stay untouched by the Clip
 
 
-def export_gb(gb) -> onnx.ModelProto:
-    from skl2onnx import convert_sklearn
-    from skl2onnx.common.data_types import FloatTensorType
-
-    return convert_sklearn(
-        gb,
-        initial_types=[("gb_input", FloatTensorType([None, N_FEATURES + LATENT_DIM]))],
-        target_opset={"": graph.OPSET, "ai.onnx.ml": graph.ML_OPSET},
-        options={id(gb): {"zipmap": False}},
-    )
+def export_gb(gb, kind: kinds.Kind = kinds.KINDS[kinds.DEFAULT_KIND], latent_dim: int = LATENT_DIM) -> onnx.ModelProto:
+    """The classifier's trees through its kind's converter (skl2onnx for the original GB)."""
+    return kind.to_onnx(gb, N_FEATURES + latent_dim)
 
 
 def clip_bound(scaler, fields: dict) -> float:
@@ -43,9 +37,19 @@ def clip_bound(scaler, fields: dict) -> float:
     return float(extent.max() * CLIP_MARGIN)
 
 
-def export(scaler, autoencoder: AutoEncoder, gb, threshold: float, fields: dict) -> onnx.ModelProto:
+def export(
+    scaler,
+    autoencoder: AutoEncoder,
+    gb,
+    threshold: float,
+    fields: dict,
+    kind: kinds.Kind = kinds.KINDS[kinds.DEFAULT_KIND],
+) -> onnx.ModelProto:
     """The fused, standard graph with the manifest's serving fields embedded in its metadata_props."""
-    model = graph.build(scaler, autoencoder, export_gb(gb), threshold, clip_bound(scaler, fields))
+    latent_dim = autoencoder.encoder[-1].out_features
+    classifier = type(gb).__name__ if kind.name == kinds.DEFAULT_KIND else kind.name
+    trees = export_gb(gb, kind, latent_dim)
+    model = graph.build(scaler, autoencoder, trees, threshold, clip_bound(scaler, fields), classifier)
     helper.set_model_props(model, {artifacts.SERVING_KEY: artifacts.canonical_json(artifacts.serving_fields(fields))})
     check_standard(model)
     return model

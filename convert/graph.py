@@ -11,8 +11,8 @@
          r_i = sum over heads and keys of P v (the value path, output projection and read-out collapsed)
       -> SwiGLU MLP 30 -> 64 -> 32 -> 16 -> 12 on x + r, silu(a) * gate as a * gate / (1 + exp(-a)): latent (n, 12)
       -> Concat(x, latent) (n, 42) -> TreeEnsembleRegressor (skl2onnx's trees, float32 thresholds nudged so that
-         float32 inputs branch as sklearn's float64 ones) -> Sigmoid -> probability (n,),
-         label = probability >= threshold
+         float32 inputs branch as sklearn's float64 ones; any kind's trees, ``convert.trees``) -> Sigmoid ->
+         probability (n,), label = probability >= threshold
 
 40 nodes, all in the ``ai.onnx`` and ``ai.onnx.ml`` domains; the straight torch export had 65. The one projection Gemm
 replaced a broadcast Mul + Add per side (2 nodes fewer; at batch 1000 the broadcast Mul alone took 10 % of a run).
@@ -26,6 +26,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from convert import trees
 from convert.model import N_HEADS, TOKEN_DIM, AutoEncoder, SwiGLU
 from runtime import artifacts
 
@@ -164,41 +165,29 @@ def _mlp(g: _Graph, ae: AutoEncoder, h: str, readout_bias: float) -> str:
     raise ValueError("the encoder must end with a Linear layer")
 
 
-def regressor_attributes(gb_onnx: onnx.ModelProto) -> dict:
-    """skl2onnx's binary TreeEnsembleClassifier as a TreeEnsembleRegressor: the same trees and leaf weights (the
-    learning rate folded in) and base value, giving the raw score. It runs faster than the
-    classifier, which also builds both class columns and a label of its own."""
-    [tree] = [n for n in gb_onnx.graph.node if n.op_type == "TreeEnsembleClassifier"]
-    attrs = {a.name: helper.get_attribute_value(a) for a in tree.attribute}
-    if set(attrs["class_ids"]) != {0} or list(attrs["classlabels_int64s"]) != [0, 1]:
-        raise ValueError("expected a binary classifier with one score per leaf")
-    out = {k: v for k, v in attrs.items() if k.startswith("nodes_")}
-    out.update(
-        target_ids=attrs["class_ids"],
-        target_nodeids=attrs["class_nodeids"],
-        target_treeids=attrs["class_treeids"],
-        target_weights=attrs["class_weights"],
-        base_values=attrs["base_values"],
-        n_targets=1,
-        aggregate_function="SUM",
-        post_transform="NONE",
-    )
-    return out
-
-
 def _trees(g: _Graph, gb_onnx: onnx.ModelProto, x: str, threshold: float) -> None:
-    """The GB on (x, latent): its raw score -> Sigmoid = P(defect); the label at the model's threshold."""
+    """The trees on (x, latent): their raw score -> Sigmoid = P(defect) (a forest's summed class shares are the
+    probability already); the label at the model's threshold."""
+    attributes, link = trees.regressor_attributes(gb_onnx)
     g.op("Concat", [x, "latent"], "gb_input", axis=1)
-    g.op("TreeEnsembleRegressor", ["gb_input"], "score", domain="ai.onnx.ml", **regressor_attributes(gb_onnx))
-    g.op("Sigmoid", ["score"], "p_column")
-    g.op("Reshape", ["p_column", g.const("flat", np.array([-1], dtype=np.int64))], "probability")
+    g.op("TreeEnsembleRegressor", ["gb_input"], "score", domain="ai.onnx.ml", **attributes)
+    p_column = g.op("Sigmoid", ["score"], "p_column")[0] if link == trees.LOGISTIC else "score"
+    g.op("Reshape", [p_column, g.const("flat", np.array([-1], dtype=np.int64))], "probability")
     g.op("GreaterOrEqual", ["probability", g.const("threshold", np.array(threshold, dtype=np.float32))], "is_defect")
     g.op("Cast", ["is_defect"], "label", to=TensorProto.INT64)
 
 
-def build(scaler, ae: AutoEncoder, gb_onnx: onnx.ModelProto, threshold: float, clip: float) -> onnx.ModelProto:
+def build(
+    scaler,
+    ae: AutoEncoder,
+    gb_onnx: onnx.ModelProto,
+    threshold: float,
+    clip: float,
+    classifier: str = "GradientBoostingClassifier",
+) -> onnx.ModelProto:
     """The fused graph: ``features`` (n, 30) float64 -> ``runtime.artifacts.OUTPUTS``; ``clip`` bounds the scaled
-    readings (the envelope's largest extent, in standard deviations)."""
+    readings (the envelope's largest extent, in standard deviations); ``classifier`` names the trees' model in the
+    graph's doc string."""
     g = _Graph()
     x = _scaler(g, scaler, clip)
     h, readout_bias = _attention(g, ae, x)
@@ -218,7 +207,7 @@ def build(scaler, ae: AutoEncoder, gb_onnx: onnx.ModelProto, threshold: float, c
         graph,
         opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid("ai.onnx.ml", ML_OPSET)],
         producer_name=PRODUCER,
-        doc_string="StandardScaler -> AutoEncoder encoder -> GradientBoostingClassifier, one graph",
+        doc_string=f"StandardScaler -> AutoEncoder encoder -> {classifier}, one graph",
     )
     model.ir_version = IR_VERSION
     return model

@@ -40,16 +40,17 @@ def fields(reference, version: str, n_latent: int) -> dict:
         "training": {k: meta["training"][k] for k in TRAINING_KEYS if k in meta["training"]},
         "sources": {
             name: originals.sha256_file(reference.model_dir / name)
-            for name in (*originals.MODEL_FILES, originals.METADATA_FILE)
+            for name in (*originals.model_files(meta), originals.METADATA_FILE)
         },
-    }
+    } | ({"model": meta["model"]} if "model" in meta else {})  # the kind and latent size (v1.0 predates them)
 
 
 def file_entry(path: Path, **extra: str) -> dict:
     return {"path": path.name, "sha256": originals.sha256_file(path), "bytes": path.stat().st_size, **extra}
 
 
-def converted_with() -> dict:
+def converted_with(kind=None) -> dict:
+    """The conversion side's versions, and the kind's library and converter when it is not scikit-learn's."""
     import onnx
     import onnxruntime
     import skl2onnx
@@ -62,4 +63,11 @@ def converted_with() -> dict:
         "torch": torch.__version__,
         "sklearn": sklearn.__version__,
         "skl2onnx": skl2onnx.__version__,
-    }
+    } | (_kind_versions(kind) if kind is not None and kind.library != "sklearn" else {})
+
+
+def _kind_versions(kind) -> dict:
+    import importlib
+
+    converter = "catboost" if kind.name == "catboost" else "onnxmltools"  # CatBoost exports its own ONNX
+    return {kind.library: kind.library_version(), converter: importlib.import_module(converter).__version__}

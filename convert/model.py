@@ -7,7 +7,8 @@ Shapes (n = batch):
 - ``nn.MultiheadAttention`` (4 heads) over the 30 tokens gives attended tokens and a (n, 30, 30) weight matrix
   (averaged over heads; row q says how much query feature q attends to each key feature);
 - a linear read-out turns each attended token back into one number, added to ``x`` (residual): (n, 30);
-- encoder MLP 30 -> 64 -> 32 -> 16 (SwiGLU) -> 12 (linear): the latent;
+- encoder MLP 30 -> 64 -> 32 -> 16 (SwiGLU) -> 12 (linear): the latent (``latent_dim``, 12 by default; 4, 8, 16 for
+  the other sizes the ablation tries);
 - decoder 12 -> 16 -> 32 -> 64 (SwiGLU) -> 30 (linear): the reconstruction;
 - an auxiliary defect head 12 -> 1 (logit) on the latent, trained with focal loss.
 
@@ -28,7 +29,7 @@ LATENT_DIM = 12
 TOKEN_DIM = 16
 N_HEADS = 4
 ENCODER_DIMS = (N_FEATURES, 64, 32, 16)
-DECODER_DIMS = (LATENT_DIM, 16, 32, 64)
+DECODER_DIMS = (16, 32, 64)  # after the latent
 
 
 class SwiGLU(nn.Module):
@@ -58,7 +59,7 @@ class AutoEncoder(nn.Module):
         self.attention = nn.MultiheadAttention(TOKEN_DIM, N_HEADS, batch_first=True)
         self.readout = nn.Linear(TOKEN_DIM, 1)
         self.encoder = _mlp(ENCODER_DIMS, latent_dim)
-        self.decoder = _mlp(DECODER_DIMS, n_features)
+        self.decoder = _mlp((latent_dim, *DECODER_DIMS), n_features)
         self.defect_head = nn.Linear(latent_dim, 1)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,8 +1,9 @@
 """The originals' folder, ``deployment_models/<version>/``, in the original deployment's layout, and publishing.
 
-- ``autoencoder_latent12.pth``: the AutoEncoder's ``state_dict``;
+- ``autoencoder_latent<dim>.pth``: the AutoEncoder's ``state_dict`` (``autoencoder_latent12.pth`` for v1.0);
 - ``scaler.pkl``: the fitted ``StandardScaler`` (joblib);
-- ``gradient_boosting_model.pkl``: the fitted ``GradientBoostingClassifier`` (joblib) on 30 scaled + 12 latent;
+- the classifier on 30 scaled + <dim> latent, in its library's own format (``convert.kinds``):
+  ``gradient_boosting_model.pkl`` (joblib) for the original's ``GradientBoostingClassifier``;
 - ``metadata.json``: features, threshold, confidence bands, test metrics, training statistics and provenance.
 
 Every version folder (originals here, served models in ``models_onnx/``) is written into a hidden staging
@@ -27,7 +28,15 @@ AE_FILE = "autoencoder_latent12.pth"
 SCALER_FILE = "scaler.pkl"
 GB_FILE = "gradient_boosting_model.pkl"
 METADATA_FILE = "metadata.json"
-MODEL_FILES = (AE_FILE, SCALER_FILE, GB_FILE)
+MODEL_FILES = (AE_FILE, SCALER_FILE, GB_FILE)  # the original GB at latent 12
+
+
+def model_files(metadata: dict) -> tuple[str, str, str]:
+    """The encoder, scaler and classifier files of the version whose metadata.json this is."""
+    from convert import kinds
+
+    kind, latent_dim = kinds.of(metadata)
+    return kinds.encoder_file(latent_dim), SCALER_FILE, kind.file
 
 
 def sha256_file(path: Path) -> str:
@@ -47,16 +56,18 @@ def save(folder: Path, scaler, autoencoder, gb, metadata: dict) -> None:
     import joblib
     import torch
 
-    torch.save(autoencoder.state_dict(), folder / AE_FILE)
+    torch.save(autoencoder.state_dict(), folder / model_files(metadata)[0])
     joblib.dump(scaler, folder / SCALER_FILE)
     save_gb(folder, gb, metadata)
 
 
 def save_gb(folder: Path, gb, metadata: dict) -> None:
-    """Write the GB and the metadata into ``folder``: all a retrain with a reused scaler and encoder writes."""
-    import joblib
+    """Write the classifier and the metadata into ``folder``: all a retrain with a reused scaler and encoder
+    writes."""
+    from convert import kinds
 
-    joblib.dump(gb, folder / GB_FILE)
+    kind, _ = kinds.of(metadata)
+    kind.save(gb, folder / kind.file)
     write_json(folder / METADATA_FILE, metadata)
 
 

@@ -53,10 +53,12 @@ def certification_data(reference, explicit: Path | None) -> Path:
 
 
 def export_graph(reference, fields: dict):
-    """Step 1: scaler + encoder + GB -> one standard ONNX graph carrying its serving fields."""
+    """Step 1: scaler + encoder + the classifier's trees -> one standard ONNX graph carrying its serving fields."""
     from convert import export
 
-    return export.export(reference.scaler, reference.autoencoder, reference.gb, reference.threshold, fields)
+    return export.export(
+        reference.scaler, reference.autoencoder, reference.gb, reference.threshold, fields, reference.kind
+    )
 
 
 def write_graphs(model, folder: Path, ort_cache: bool) -> tuple[dict, dict]:
@@ -111,7 +113,7 @@ def sources(reference, data_csv: Path, fuzz_rows: int, fields: dict) -> dict[str
         "fuzz": certificate.fuzz_rows(smin, smax, smean, sstd, fuzz_rows, CERT_FUZZ_SEED, envelope),
         "envelope": certificate.envelope_rows(envelope, ENVELOPE_ROWS, CERT_FUZZ_SEED),
         "thresholds": certificate.threshold_rows(
-            reference.gb, reference.scaler, np.median(X, axis=0), len(reference.feature_names)
+            reference.trees(), reference.scaler, np.median(X, axis=0), len(reference.feature_names)
         ),
     }
 
@@ -182,7 +184,6 @@ def summary(report: dict) -> dict:
 def convert(opts: Options) -> int:
     import runtime.artifacts as artifacts
     from convert import certificate, manifest
-    from convert.model import LATENT_DIM
     from convert.reference import load_reference
 
     src, target, version = opts.source, opts.target, opts.source.name
@@ -205,12 +206,15 @@ def convert(opts: Options) -> int:
     except Exception as exc:
         log(f"error: cannot load the originals in {src}: {type(exc).__name__}: {exc}")
         return exits.USAGE
-    fields = manifest.fields(reference, version, LATENT_DIM)
-    log("[2/5] writing the graph: scaler (float64 Sub/Div), encoder (folded attention), GB (skl2onnx's trees)")
+    fields = manifest.fields(reference, version, reference.latent_dim)
+    log(
+        f"[2/5] writing the graph: scaler (float64 Sub/Div), encoder (folded attention, latent "
+        f"{reference.latent_dim}), {reference.kind.name} (its converter's trees)"
+    )
     model = export_graph(reference, fields)
     with originals.staging(target.parent, target.name) as staging:
         files, graph = write_graphs(model, staging, opts.ort_cache)
-        doc = {**fields, "files": files, "graph": graph, "converted_with": manifest.converted_with()}
+        doc = {**fields, "files": files, "graph": graph, "converted_with": manifest.converted_with(reference.kind)}
         originals.write_json(staging / artifacts.MANIFEST_FILE, doc)
 
         data_csv = certification_data(reference, opts.data)

@@ -1,7 +1,8 @@
 """The reference predictor: the original torch + sklearn inference path, the oracle for every parity check.
 
 ``scaler.transform`` (float64) -> float32 tensor -> ``AutoEncoder.encode`` under ``no_grad`` -> hstack(scaled,
-latent) -> ``GradientBoostingClassifier.predict_proba``; the decision threshold from ``metadata.json``.
+latent) -> the classifier's own ``predict_proba`` (``GradientBoostingClassifier`` for v1.0; any kind of
+``convert.kinds``); the decision threshold from ``metadata.json``.
 The ONNX runtime (``runtime.load``) mirrors this interface, so parity is a comparison of two ``.predict`` dicts.
 
 ``truth`` evaluates the same weights in float64: the yardstick against which the certificate measures how far
@@ -18,8 +19,9 @@ import joblib
 import numpy as np
 import torch
 
+from convert import kinds
 from convert.model import AutoEncoder, feature_attention
-from convert.originals import AE_FILE, GB_FILE, METADATA_FILE, SCALER_FILE
+from convert.originals import METADATA_FILE, SCALER_FILE, model_files
 
 CHUNK = 8192  # rows per encoder call: the (n, 4, 30, 30) attention scores of 100k rows would need GBs
 
@@ -32,13 +34,16 @@ class ReferenceModel:
         self.metadata = json.loads((self.model_dir / METADATA_FILE).read_text())
         self.feature_names = [f["name"] for f in self.metadata["features"]]
         self.threshold = float(self.metadata["threshold"])
+        self.kind, self.latent_dim = kinds.of(self.metadata)
+        ae_file, _, classifier_file = model_files(self.metadata)
         self.scaler = joblib.load(self.model_dir / SCALER_FILE)
-        self.gb = joblib.load(self.model_dir / GB_FILE)
-        self.autoencoder = AutoEncoder()
-        state = torch.load(self.model_dir / AE_FILE, map_location="cpu", weights_only=True)
+        self.gb = self.kind.load(self.model_dir / classifier_file)  # the classifier, whatever its kind
+        self.autoencoder = AutoEncoder(latent_dim=self.latent_dim)
+        state = torch.load(self.model_dir / ae_file, map_location="cpu", weights_only=True)
         self.autoencoder.load_state_dict(state)
         self.autoencoder.eval()
         self._autoencoder64: AutoEncoder | None = None
+        self._trees: list | None = None
 
     def _check(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, dtype=np.float64)
@@ -60,7 +65,7 @@ class ReferenceModel:
         return np.concatenate(latents), np.concatenate(attentions)
 
     def _result(self, scaled: np.ndarray, latent: np.ndarray, attention: np.ndarray) -> dict[str, np.ndarray]:
-        proba = self.gb.predict_proba(np.hstack([scaled.astype(np.float64), latent.astype(np.float64)]))[:, 1]
+        proba = self.gb_probability(scaled, latent)
         return {
             "probability": proba,
             "label": (proba >= self.threshold).astype(np.int64),
@@ -98,8 +103,18 @@ class ReferenceModel:
         return self.gb.decision_function(np.hstack([scaled.astype(np.float64), latent.astype(np.float64)]))
 
     def gb_probability(self, scaled: np.ndarray, latent: np.ndarray) -> np.ndarray:
-        """The original GB's probability on given scaled readings and latents, (n,) float64."""
-        return self.gb.predict_proba(np.hstack([scaled.astype(np.float64), latent.astype(np.float64)]))[:, 1]
+        """The original classifier's probability on given scaled readings and latents, (n,) float64."""
+        features = np.hstack([scaled.astype(np.float64), latent.astype(np.float64)])
+        return np.asarray(self.kind.proba(self.gb, features), dtype=np.float64)
+
+    def trees(self) -> list:
+        """The classifier's trees, each with ``children_left``, ``children_right``, ``feature`` and ``threshold``
+        (sklearn's own trees; for the other libraries, read from their converter's ONNX trees)."""
+        from convert import trees
+
+        if self._trees is None:
+            self._trees = trees.of(self.kind, self.gb, len(self.feature_names) + self.latent_dim)
+        return self._trees
 
 
 def load_reference(model_dir: Path | str) -> ReferenceModel:

@@ -17,7 +17,7 @@ from pathlib import Path
 from convert import dataset, originals
 from convert.model import AutoEncoder
 
-REUSED_FILES = (originals.SCALER_FILE, originals.AE_FILE)
+REUSED_FILES = (originals.SCALER_FILE, originals.AE_FILE)  # the original's; a version's own: Reused.files
 PROVENANCE_KEYS = ("data", "data_path", "data_sha256", "seed", "rows", "torch_kernels")
 
 
@@ -34,7 +34,15 @@ class Reused:
     scaler: object
     autoencoder: AutoEncoder
     metadata: dict
-    sha256: dict[str, str]
+    sha256: dict[str, str]  # file name -> sha256, for the scaler and the encoder
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        return tuple(self.sha256)
+
+    @property
+    def latent_dim(self) -> int:
+        return self.autoencoder.encoder[-1].out_features
 
     def encoder_training(self) -> dict:
         """Where the encoder was trained: this version, or the one it reused in turn."""
@@ -72,7 +80,7 @@ def _folder(models_root: Path, version: str) -> Path:
             f"--reuse-ae {version}: no such version in {models_root} (versions there: {_versions(models_root)}); "
             f"train it first (make train VERSION={version}) or point --models at the folder that holds it"
         )
-    missing = [name for name in (*REUSED_FILES, originals.METADATA_FILE) if not (folder / name).is_file()]
+    missing = [name for name in (*_reused_files(folder), originals.METADATA_FILE) if not (folder / name).is_file()]
     if missing:
         raise ReuseError(
             f"--reuse-ae {version}: {folder} lacks {', '.join(missing)}, so it is not a complete trained version; "
@@ -111,10 +119,20 @@ def _load_file(version: str, path: Path, loader: Callable[[Path], object]) -> ob
         ) from exc
 
 
-def _autoencoder(path: Path) -> AutoEncoder:
+def _reused_files(folder: Path) -> tuple[str, str]:
+    """The scaler and encoder files of the version in ``folder`` (its metadata names the latent size)."""
+    try:
+        metadata = json.loads((folder / originals.METADATA_FILE).read_text())
+    except (OSError, ValueError):
+        return REUSED_FILES
+    encoder, scaler, _ = originals.model_files(metadata if isinstance(metadata, dict) else {})
+    return scaler, encoder
+
+
+def _autoencoder(path: Path, latent_dim: int) -> AutoEncoder:
     import torch
 
-    ae = AutoEncoder()
+    ae = AutoEncoder(latent_dim=latent_dim)
     ae.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return ae.eval()
 
@@ -123,18 +141,22 @@ def load(models_root: Path, version: str) -> Reused:
     """Check and load ``models_root/version``'s scaler and encoder; ``ReuseError`` names what is wrong."""
     import joblib
 
+    from convert import kinds
+
     folder = _folder(models_root, version)
-    sha256 = {name: originals.sha256_file(folder / name) for name in REUSED_FILES}
+    files = _reused_files(folder)
+    sha256 = {name: originals.sha256_file(folder / name) for name in files}
     metadata = _load_file(version, folder / originals.METADATA_FILE, lambda p: json.loads(p.read_text()))
     scaler = _load_file(version, folder / originals.SCALER_FILE, joblib.load)
     _check_features(version, metadata, scaler)
-    ae = _load_file(version, folder / originals.AE_FILE, _autoencoder)
+    _, latent_dim = kinds.of(metadata)
+    ae = _load_file(version, folder / files[1], lambda p: _autoencoder(p, latent_dim))
     return Reused(version, folder, scaler, ae, metadata, sha256)
 
 
 def copy_into(reused: Reused, staging: Path) -> None:
     """Copy the scaler and encoder byte for byte; refuse if they changed since they were loaded."""
-    for name in REUSED_FILES:
+    for name in reused.files:
         shutil.copyfile(reused.folder / name, staging / name)
         if originals.sha256_file(staging / name) != reused.sha256[name]:
             raise ReuseError(
@@ -156,3 +178,13 @@ def rows_seen_by_encoder(reused: Reused, parts: dict, split: Callable) -> dict[s
     X_old, y_old = dataset.load_csv(path)
     seen = {row.tobytes() for row in split(X_old, y_old, origin.get("seed"))["train"][0]}
     return {name: int(sum(row.tobytes() in seen for row in X)) for name, (X, _) in parts.items()}
+
+
+def check_latent_size(reused: Reused, latent_dim: int) -> None:
+    """An encoder serves one latent size: refuse a reuse that asks for another, naming both."""
+    if reused.latent_dim != latent_dim:
+        raise ReuseError(
+            f"--reuse-ae {reused.version}: its encoder has latent size {reused.latent_dim}, but this training asks "
+            f"for --latent-dim {latent_dim}; pass --latent-dim {reused.latent_dim} (make train LATENT_DIM="
+            f"{reused.latent_dim}) or reuse a version whose encoder has latent size {latent_dim}"
+        )

@@ -1,5 +1,8 @@
 """Train the reference model: StandardScaler -> AutoEncoder (latent 12) -> GradientBoostingClassifier.
 
+``Options.kind`` and ``Options.latent_dim`` train another candidate of ``convert.kinds`` (XGBoost, LightGBM,
+CatBoost, random forest) on an encoder of another latent size (4, 8, 16); the defaults train the shipped v1.0.
+
 Writes ``deployment_models/<version>/`` in the original deployment's layout (``convert.originals``). torch runs
 single-threaded, deterministic and at the pinned kernel level (``convert.kernels``), so one seed gives the same
 files bit for bit on every x86-64 CPU.
@@ -22,12 +25,11 @@ from pathlib import Path
 import numpy as np
 import sklearn
 import torch
-from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
-from convert import dataset, kernels, originals, reuse, tuning
+from convert import dataset, kernels, kinds, originals, reuse, tuning
 from convert.defaults import AE_MAX_EPOCHS, CV_FOLDS, SEED
 from convert.model import LATENT_DIM, AutoEncoder, focal_loss
 
@@ -38,17 +40,12 @@ AE_BATCH = 128
 AE_PATIENCE = 8
 AE_GRAD_CLIP = 1.0
 FOCAL_WEIGHT = 0.5
-GB_PARAMS = {"n_estimators": 200, "max_depth": 6, "learning_rate": 0.1, "subsample": 1.0}
+GB_PARAMS = kinds.KINDS[kinds.DEFAULT_KIND].default
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.01), 2)  # the decision threshold: best F1 on validation
-# The hyperparameter search (--search-budget): successive halving over candidates drawn from this space, the
-# default always among them. Depth and trees are capped so that no candidate costs more than ~2x the default.
-SEARCH_SPACE = {
-    "n_estimators": [100, 150, 200, 300],
-    "max_depth": [3, 4, 5, 6, 7, 8],
-    "learning_rate": [0.03, 0.05, 0.1, 0.2],
-    "subsample": [0.7, 0.85, 1.0],
-    "min_samples_leaf": [1, 5, 20],
-}
+# The hyperparameter search (--search-budget): successive halving over candidates drawn from the kind's space
+# (convert.kinds), the default always among them. Depth and trees are capped so that no candidate costs more than
+# ~2x the default.
+SEARCH_SPACE = kinds.KINDS[kinds.DEFAULT_KIND].space
 SEARCH_MAX_CANDIDATES = 27  # 3^3: four halving rounds when the budget allows
 SEARCH_FACTOR = 3  # each round keeps the best third on three times the rows
 SEARCH_MIN_ROWS = 300  # a first round on fewer rows has too few defects per fold to rank candidates
@@ -77,11 +74,12 @@ def train_autoencoder(
     y_val: np.ndarray,
     seed: int = SEED,
     max_epochs: int = AE_MAX_EPOCHS,
+    latent_dim: int = LATENT_DIM,
 ) -> tuple[AutoEncoder, dict]:
     """Adam + gradient clipping; loss = MSE reconstruction + FOCAL_WEIGHT * focal(defect head); early stopping."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    model = AutoEncoder()
+    model = AutoEncoder(latent_dim=latent_dim)
     opt = torch.optim.Adam(model.parameters(), lr=AE_LR)
     xt, yt = torch.tensor(X_train, dtype=torch.float32), torch.tensor(y_train, dtype=torch.float32)
     xv, yv = torch.tensor(X_val, dtype=torch.float32), torch.tensor(y_val, dtype=torch.float32)
@@ -168,14 +166,30 @@ class Options:
     cv_folds: int = CV_FOLDS
     search_budget: float = 0.0  # seconds; 0: no search
     reused: reuse.Reused | None = None  # --reuse-ae: a frozen scaler and encoder
+    kind: str = kinds.DEFAULT_KIND  # the classifier (convert.kinds)
+    latent_dim: int = kinds.DEFAULT_LATENT_DIM
+    params: dict | None = None  # the classifier's hyperparameters instead of its kind's defaults (small runs)
+
+    def classifier_params(self) -> dict:
+        return dict(self.params if self.params is not None else self.classifier().default)
+
+    def classifier(self) -> kinds.Kind:
+        return kinds.get(self.kind)
 
     def protocol(self) -> tuning.Protocol:
         """The CV and search protocol: the shipped validation share and threshold grid inside each fold."""
-        return tuning.Protocol(self.cv_folds, self.seed, VAL_SIZE / (1 - TEST_SIZE), tuple(THRESHOLD_GRID))
+        return tuning.Protocol(self.cv_folds, self.seed, VAL_SIZE / (1 - TEST_SIZE), tuple(THRESHOLD_GRID), self.kind)
 
     def search_settings(self) -> tuning.SearchSettings:
+        k = self.classifier()
         return tuning.SearchSettings(
-            self.search_budget, GB_PARAMS, SEARCH_SPACE, SEARCH_MAX_CANDIDATES, SEARCH_FACTOR, SEARCH_MIN_ROWS
+            self.search_budget,
+            self.classifier_params(),
+            k.space,
+            SEARCH_MAX_CANDIDATES,
+            SEARCH_FACTOR,
+            SEARCH_MIN_ROWS,
+            self.kind,
         )
 
 
@@ -186,7 +200,7 @@ def fit_encoder(parts: dict, opts: Options) -> tuple[StandardScaler, AutoEncoder
     t0 = time.perf_counter()
     _log("training the AutoEncoder (MSE + focal loss, early stopping on validation)")
     ae, ae_info = train_autoencoder(
-        scaler.transform(X_tr), y_tr, scaler.transform(X_val), y_val, opts.seed, opts.max_epochs
+        scaler.transform(X_tr), y_tr, scaler.transform(X_val), y_val, opts.seed, opts.max_epochs, opts.latent_dim
     )
     ae_info["seconds"] = round(time.perf_counter() - t0, 1)
     return scaler, ae, ae_info
@@ -213,7 +227,7 @@ def reuse_provenance(reused: reuse.Reused, parts: dict) -> dict:
 
 
 def gb_features(scaler: StandardScaler, ae: AutoEncoder, X: np.ndarray) -> np.ndarray:
-    """The GB's input: 30 scaled readings + 12 latents, (n, 42) float64."""
+    """The classifier's input: 30 scaled readings + the latents, (n, 30 + latent size) float64."""
     S = scaler.transform(X)
     return np.hstack([S, latent_of(ae, S)])
 
@@ -235,40 +249,37 @@ def tune(F: dict, parts: dict, opts: Options) -> tuple[dict | None, dict | None]
         return None, None
     F_dev = np.vstack([F["train"], F["val"]])
     y_dev = np.concatenate([parts["train"][1], parts["val"][1]])
-    cv = tuning.cross_validate_gb(F_dev, y_dev, GB_PARAMS, opts.protocol())
+    cv = tuning.cross_validate_gb(F_dev, y_dev, opts.classifier_params(), opts.protocol())
     found = tuning.search_gb(F_dev, y_dev, opts.protocol(), cv, opts.search_settings()) if opts.search_budget else None
     return cv, found
 
 
-def fit_gb(
-    scaler: StandardScaler, ae: AutoEncoder, parts: dict, opts: Options
-) -> tuple[GradientBoostingClassifier, dict]:
-    """CV and search (which never touch the final model), then the GB on the training split, the threshold on
-    validation and the metrics on test."""
+def fit_gb(scaler: StandardScaler, ae: AutoEncoder, parts: dict, opts: Options) -> tuple[object, dict]:
+    """CV and search (which never touch the final model), then the classifier on the training split, the threshold
+    on validation and the metrics on test."""
     F = {name: gb_features(scaler, ae, X) for name, (X, _) in parts.items()}
     (_, y_tr), (_, y_val), (_, y_te) = parts["train"], parts["val"], parts["test"]
     metrics_cv, found = tune(F, parts, opts)
-    gb_params = {**(found["params"] if found else GB_PARAMS), "random_state": opts.seed}
+    kind = opts.classifier()
+    params = dict(found["params"]) if found else opts.classifier_params()
     t1 = time.perf_counter()
-    _log(f"training GradientBoostingClassifier({gb_params}) on 30 scaled + {LATENT_DIM} latent features")
-    gb = GradientBoostingClassifier(**gb_params).fit(F["train"], y_tr)
+    _log(f"training {kind.name}({params}, seed {opts.seed}) on 30 scaled + {ae.encoder[-1].out_features} latents")
+    gb = kind.build(params, opts.seed).fit(F["train"], y_tr)
     gb_seconds = round(time.perf_counter() - t1, 1)
-    p_val, p_te = (gb.predict_proba(F[name])[:, 1] for name in ("val", "test"))
+    p_val, p_te = (np.asarray(kind.proba(gb, F[name]), dtype=np.float64) for name in ("val", "test"))
     threshold = best_f1_threshold(y_val, p_val)
     return gb, {
         "threshold": threshold,
         "metrics": metrics(y_te, p_te, threshold),
         "metrics_cv": metrics_cv,
         "search": found,
-        "gradient_boosting": {**gb_params, "seconds": gb_seconds},
+        "classifier": {**params, "random_state": opts.seed, "seconds": gb_seconds},
         # what the model predicts on rows it never saw: the reference for prediction drift
         "probability_quantiles": [float(v) for v in np.quantile(np.concatenate([p_val, p_te]), QUANTILES)],
     }
 
 
-def train(
-    X: np.ndarray, y: np.ndarray, opts: Options = Options()
-) -> tuple[StandardScaler, AutoEncoder, GradientBoostingClassifier, dict]:
+def train(X: np.ndarray, y: np.ndarray, opts: Options = Options()) -> tuple[StandardScaler, AutoEncoder, object, dict]:
     torch.set_num_threads(1)  # deterministic reductions, and the same result whatever the core count
     torch.use_deterministic_algorithms(True)
     parts = split(X, y, opts.seed)
@@ -306,10 +317,12 @@ def _portable(path: Path) -> str:
         return str(resolved)
 
 
-def metadata(version: str, data_path: Path, info: dict, seed: int, level: str, seconds: float) -> dict:
+def metadata(version: str, data_path: Path, info: dict, opts: Options, level: str, seconds: float) -> dict:
+    seed, kind = opts.seed, opts.classifier()
     return {
         "version": version,
-        "model_version": f"{version}_{LATENT_DIM}D_GB",
+        "model_version": f"{version}_{opts.latent_dim}D_{kind.short}",
+        "model": kinds.describe(kind, opts.latent_dim),
         "trained_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "features": [
             {"name": f.name, "group": f.group, "unit": f.unit, "description": f.description} for f in dataset.FEATURES
@@ -330,7 +343,7 @@ def metadata(version: str, data_path: Path, info: dict, seed: int, level: str, s
             "seed": seed,
             **({"reused_from": info["reused_from"]} if "reused_from" in info else {}),
             "autoencoder": info["autoencoder"],
-            "gradient_boosting": info["gradient_boosting"],
+            kind.name: info["classifier"],
             "seconds": seconds,
             "torch_kernels": level,
             "cpu": kernels.cpu_description(),
@@ -366,11 +379,12 @@ def write_version(
     level = kernels.require()
     if reuse_ae:
         opts = dataclasses.replace(opts, reused=_reused(models_root or out_dir, reuse_ae, out_dir, version))
+        reuse.check_latent_size(opts.reused, opts.latent_dim)
     X, y = dataset.load_csv(data_path)  # validates before any training starts
     _log(f"loaded {data_path}: {len(y)} rows, {int(y.sum())} defects ({y.mean():.1%}); torch kernels: {level}")
     started = time.perf_counter()
     scaler, ae, gb, info = train(X, y, opts)
-    meta = metadata(version, data_path, info, opts.seed, level, round(time.perf_counter() - started, 1))
+    meta = metadata(version, data_path, info, opts, level, round(time.perf_counter() - started, 1))
     with originals.staging(out_dir, version) as staging:
         if opts.reused:
             reuse.copy_into(opts.reused, staging)  # byte for byte, never re-serialised

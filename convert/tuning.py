@@ -21,9 +21,10 @@ from math import ceil, floor, log
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.metrics import accuracy_score, f1_score, make_scorer, precision_score, recall_score
 from sklearn.model_selection import ParameterGrid, ParameterSampler, StratifiedKFold, cross_validate, train_test_split
+
+from convert import kinds
 
 # training's metric names -> sklearn scorers; the thresholded ones score ``predict`` (the tuned threshold)
 SCORERS = {
@@ -46,10 +47,19 @@ def _progress_on_stderr() -> Iterator[None]:
         yield
 
 
+def f1_scores(y: np.ndarray, proba: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """F1 at each threshold of ``grid``, as sklearn's ``f1_score(y, proba >= t, zero_division=0)`` computes it
+    (2 tp / (positives + predicted positives) in float64, 0 when both are 0), for the whole grid at once."""
+    truth = np.asarray(y) == 1
+    predicted = np.asarray(proba)[None, :] >= np.asarray(grid)[:, None]  # (thresholds, rows)
+    tp = (predicted & truth).sum(axis=1).astype(np.float64)
+    denominator = float(truth.sum()) + predicted.sum(axis=1).astype(np.float64)
+    return np.where(denominator > 0, 2.0 * tp / np.where(denominator > 0, denominator, 1.0), 0.0)
+
+
 def best_f1_threshold(y: np.ndarray, proba: np.ndarray, grid: np.ndarray) -> float:
     """The decision threshold in ``grid`` with the best F1 on (y, proba); the first one on a tie."""
-    scores = [f1_score(y, proba >= t, zero_division=0) for t in grid]
-    return float(grid[int(np.argmax(scores))])
+    return float(grid[int(np.argmax(f1_scores(y, proba, grid)))])
 
 
 class ThresholdedGB(ClassifierMixin, BaseEstimator):
@@ -60,17 +70,18 @@ class ThresholdedGB(ClassifierMixin, BaseEstimator):
     it. The GB's hyperparameters travel as one dict, so that a search candidate is one value of ``gb_params``.
     """
 
-    def __init__(self, gb_params=None, val_share=0.2, thresholds=(0.5,), random_state=None):
+    def __init__(self, gb_params=None, val_share=0.2, thresholds=(0.5,), random_state=None, kind=kinds.DEFAULT_KIND):
         self.gb_params = gb_params
         self.val_share = val_share
         self.thresholds = thresholds
         self.random_state = random_state
+        self.kind = kind
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> ThresholdedGB:
         X_fit, X_val, y_fit, y_val = train_test_split(
             X, y, test_size=self.val_share, random_state=self.random_state, stratify=y
         )
-        self.gb_ = GradientBoostingClassifier(**(self.gb_params or {}), random_state=self.random_state)
+        self.gb_ = kinds.get(self.kind).build(dict(self.gb_params or {}), self.random_state)
         self.gb_.fit(X_fit, y_fit)
         self.threshold_ = best_f1_threshold(y_val, self.gb_.predict_proba(X_val)[:, 1], np.asarray(self.thresholds))
         self.classes_ = self.gb_.classes_
@@ -91,9 +102,10 @@ class Protocol:
     seed: int
     val_share: float
     thresholds: tuple[float, ...]
+    kind: str = kinds.DEFAULT_KIND  # the classifier (convert.kinds), GB unless told
 
     def estimator(self, gb_params: dict) -> ThresholdedGB:
-        return ThresholdedGB(dict(gb_params), self.val_share, self.thresholds, self.seed)
+        return ThresholdedGB(dict(gb_params), self.val_share, self.thresholds, self.seed, self.kind)
 
     def splitter(self) -> StratifiedKFold:
         return StratifiedKFold(n_splits=self.folds, shuffle=True, random_state=self.seed)
@@ -149,6 +161,7 @@ class SearchSettings:
     max_candidates: int
     factor: int
     min_rows: int
+    kind: str = kinds.DEFAULT_KIND
 
     def describe(self) -> dict:
         return {
@@ -171,28 +184,25 @@ def significant_gain(best: list[float], default: list[float]) -> dict:
     return {"gain": round(gain, 4), "margin": round(margin, 4), "significant": bool(gain > margin)}
 
 
-def same_params(a: dict, b: dict) -> bool:
-    """Whether two GB hyperparameter dicts configure the same GB (unset keys take sklearn's defaults)."""
-    return GradientBoostingClassifier(**a).get_params() == GradientBoostingClassifier(**b).get_params()
+def same_params(a: dict, b: dict, kind: str = kinds.DEFAULT_KIND) -> bool:
+    """Whether two hyperparameter dicts configure the same classifier (unset keys take the library's defaults)."""
+    build = kinds.get(kind).build
+    return build(dict(a), 0).get_params() == build(dict(b), 0).get_params()
 
 
-def candidates(default: dict, space: dict, n: int, seed: int) -> list[dict]:
+def candidates(default: dict, space: dict, n: int, seed: int, kind: str = kinds.DEFAULT_KIND) -> list[dict]:
     """The default first, then up to ``n - 1`` distinct draws from ``space`` (sklearn's ParameterSampler)."""
     # a space of lists is sampled without replacement: never ask for more draws than it holds
     size = len(ParameterGrid(space)) if all(isinstance(v, list) for v in space.values()) else n
     drawn = ParameterSampler(space, n_iter=min(n, size), random_state=seed)
-    drawn = [c for c in drawn if not same_params(c, default)]
+    drawn = [c for c in drawn if not same_params(c, default, kind)]
     return [dict(default), *drawn[: n - 1]]
 
 
-def relative_cost(params: dict, default: dict) -> float:
-    """A fit's time relative to the default's: tree building scales with trees x depth x rows used."""
-
-    def units(p: dict) -> float:
-        full = {**GradientBoostingClassifier().get_params(), **p}
-        return full["n_estimators"] * full["max_depth"] * full["subsample"]
-
-    return units(params) / units(default)
+def relative_cost(params: dict, default: dict, kind: str = kinds.DEFAULT_KIND) -> float:
+    """A fit's time relative to the default's: tree building scales with trees x depth (or leaves) x rows used."""
+    cost = kinds.get(kind).cost
+    return cost(params) / cost(default)
 
 
 @dataclass(frozen=True)
@@ -220,10 +230,10 @@ class Schedule:
         return sum(c * folds * fit_seconds * cost * (rows / fold_rows) for c, rows in self.rounds)
 
 
-def _predict(pool: list[dict], default: dict, cv: dict, plan: Schedule) -> tuple[float, float]:
+def _predict(pool: list[dict], default: dict, cv: dict, plan: Schedule, kind: str) -> tuple[float, float]:
     """Predicted seconds of ``plan`` on ``pool``, and of confirming its winner (the dearest candidate, to be safe)."""
     folds = cv["folds"]
-    costs = [relative_cost(c, default) for c in pool]
+    costs = [relative_cost(c, default, kind) for c in pool]
     fold_rows = cv["rows"] * (folds - 1) / folds
     search = plan.predicted_seconds(cv["fit_seconds_per_fold"], fold_rows, folds, float(np.mean(costs)))
     confirm = folds * cv["fit_seconds_per_fold"] * max(costs)
@@ -237,7 +247,7 @@ def _size(pool: list[dict], settings: SearchSettings, cv: dict) -> tuple[Schedul
     for n in range(2, len(pool) + 1):
         plan = Schedule.plan(n, cv["rows"], settings.factor, settings.min_rows)
         if plan is not None:
-            sized.append((plan, *_predict(pool[:n], settings.default, cv, plan)))
+            sized.append((plan, *_predict(pool[:n], settings.default, cv, plan, settings.kind)))
     fitting = [s for s in sized if s[1] + s[2] <= settings.budget]
     if fitting:
         return fitting[-1]
@@ -270,7 +280,7 @@ def search_gb(F: np.ndarray, y: np.ndarray, protocol: Protocol, cv: dict, settin
     from sklearn.model_selection import HalvingGridSearchCV
 
     started = time.perf_counter()
-    pool = candidates(settings.default, settings.space, settings.max_candidates, protocol.seed)
+    pool = candidates(settings.default, settings.space, settings.max_candidates, protocol.seed, settings.kind)
     plan, predicted, confirm = _size(pool, settings, cv)
     record = settings.describe() | {"default_cv_f1": cv["f1_score"], "params": dict(settings.default)}
     if plan is None:
@@ -316,10 +326,10 @@ def search_gb(F: np.ndarray, y: np.ndarray, protocol: Protocol, cv: dict, settin
 
 def _decide(F, y, protocol: Protocol, cv: dict, settings: SearchSettings, best: dict, started: float) -> dict:
     """Confirm the search's winner on the full folds and apply ``significant_gain`` against the default."""
-    if same_params(best, settings.default):
+    if same_params(best, settings.default, settings.kind):
         return {"decision": "kept default", "reason": "the default won the search"}
     left = settings.budget - (time.perf_counter() - started)
-    need = protocol.folds * cv["fit_seconds_per_fold"] * relative_cost(best, settings.default)
+    need = protocol.folds * cv["fit_seconds_per_fold"] * relative_cost(best, settings.default, settings.kind)
     if need > left:
         return {"decision": "kept default", "reason": f"no budget left to confirm {best} ({need:.0f} s > {left:.0f} s)"}
     _log(f"search: confirming {best} on the full {protocol.folds} folds")

@@ -24,14 +24,18 @@ from diecast.commands import InputError, UsageError
 # name -> module; the order is the order of ``diecast --help``.
 COMMANDS: dict[str, str] = {
     name: f"diecast.commands.{name}"
-    for name in ("data", "train", "convert", "invoke", "explain", "importance", "score", "monitor", "compare")
+    for name in ("data", "train", "convert", "invoke", "explain", "importance", "score", "monitor", "compare", "ablation")
 }
 
 # The top-level modules each pip extra of pyproject.toml brings: a ModuleNotFoundError for one of them, in a
 # command needing that extra, means the extra is not installed. tests/test_cli.py checks this table against the
 # extras' pinned distributions.
+_CONVERT_MODULES = frozenset(
+    {"torch", "sklearn", "joblib", "onnx", "skl2onnx", "lightgbm", "xgboost", "catboost", "onnxmltools"}
+)
 EXTRA_MODULES: dict[str, frozenset[str]] = {
-    "convert": frozenset({"torch", "sklearn", "joblib", "onnx", "skl2onnx"}),
+    "convert": _CONVERT_MODULES,
+    "ablation": _CONVERT_MODULES | {"matplotlib", "tqdm"},  # the ablation trains as the convert side does
     "monitor": frozenset({"duckdb", "pyarrow", "scipy", "matplotlib", "tqdm", "boto3", "botocore"}),
     "compare": frozenset({"scipy", "sklearn", "joblib", "matplotlib", "tqdm"}),
     "batch": frozenset({"pyarrow", "tqdm", "ray"}),

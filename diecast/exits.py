@@ -79,6 +79,7 @@ SUCCESS: dict[str, str] = {
     "score": "every row was scored",
     "monitor": "ok: no signal",
     "compare": "promote: NEW may replace OLD",
+    "ablation": "the study ran (within its budget) and report.json and report.html were written",
 }
 
 

@@ -339,7 +339,7 @@ def test_pip_install_dot_is_the_serving_set():
     assert set(PYPROJECT["project"]["dependencies"]) == _pins(REPO_ROOT / "requirements-runtime.txt")
 
 
-@pytest.mark.parametrize("extra", ["convert", "monitor", "compare", "batch", "docs", "dev"])
+@pytest.mark.parametrize("extra", ["convert", "monitor", "compare", "batch", "docs", "ablation", "dev"])
 def test_each_extra_pins_what_its_requirements_file_pins(extra):
     runtime = _pins(REPO_ROOT / "requirements-runtime.txt")
     assert _extra(extra) == _pins(REPO_ROOT / f"requirements-{extra}.txt") - runtime

@@ -155,8 +155,8 @@ def test_a_broken_conversion_fails_parity_and_publishes_nothing(tmp_path, monkey
 
     real_export_gb = export.export_gb
 
-    def perturbed_export_gb(gb):
-        proto = real_export_gb(gb)
+    def perturbed_export_gb(gb, *args):
+        proto = real_export_gb(gb, *args)
         node = next(n for n in proto.graph.node if n.op_type == "TreeEnsembleClassifier")  # skl2onnx's
         weights = next(a for a in node.attribute if a.name == "class_weights")
         weights.floats[5] += 0.5  # one leaf of one tree, off by half a logit

@@ -1,4 +1,4 @@
-"""``diecast train``: train the scaler + AutoEncoder + GradientBoosting originals into deployment_models/VERSION."""
+"""``diecast train``: train the scaler + AutoEncoder + classifier originals into deployment_models/VERSION."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from convert import defaults, kernels
+from convert import defaults, kernels, kinds
 from diecast import exits
 from diecast.commands import UsageError, add_seed, new_model_folder, positive_int
 
@@ -19,6 +19,8 @@ examples:
   diecast train --model v1.1 --data plant.csv --reuse-ae v1.0
                                                        # the monthly retrain: v1.0's encoder, a new GB
   diecast train --model v2.0 --data plant.csv --search-budget 600
+  diecast train --model v2.1 --kind lightgbm --latent-dim 8   # another candidate of the ablation study
+  diecast train --model v2.2 --kind xgboost --reuse-ae v1.0   # v1.0's encoder (latent 12) under XGBoost
   {kernels.LEVEL_VAR}=default diecast train --model build/try/v9
 
 {exits.epilog("train")}"""
@@ -63,6 +65,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--force", action="store_true", help="replace an existing version")
     add_seed(parser, defaults.SEED, "split, initialisation and GB seed")
+    parser.add_argument(
+        "--kind",
+        choices=tuple(kinds.KINDS),
+        default=kinds.DEFAULT_KIND,
+        help="the classifier on the scaled readings + latents, saved in its library's own format "
+        "(default: %(default)s, the shipped v1.0's)",
+    )
+    parser.add_argument(
+        "--latent-dim",
+        type=int,
+        choices=kinds.LATENT_DIMS,
+        default=kinds.DEFAULT_LATENT_DIM,
+        help="the AutoEncoder's latent size; with --reuse-ae it must be the reused encoder's (default: %(default)s)",
+    )
     parser.add_argument(
         "--max-epochs",
         type=positive_int,
@@ -123,6 +139,8 @@ def run(args: argparse.Namespace) -> int:
         max_epochs=args.max_epochs or defaults.AE_MAX_EPOCHS,
         cv_folds=args.cv_folds,
         search_budget=args.search_budget or 0.0,
+        kind=args.kind,
+        latent_dim=args.latent_dim,
     )
     try:
         target = train.write_version(target.parent, target.name, args.data, args.force, opts, reuse_version, reuse_root)

@@ -1,0 +1,112 @@
+"""The ablation study: the quick grid end to end through the command (every classifier, every latent size), the
+budget, the margin rule's pick, the selection rule, and the vectorised F1 of the threshold rule."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytestmark = [pytest.mark.convert]
+
+
+def test_the_threshold_rules_f1_is_sklearns_bit_for_bit():
+    from sklearn.metrics import f1_score
+
+    from convert import train, tuning
+
+    rng = np.random.default_rng(3)
+    for _ in range(25):  # sklearn's f1_score costs ~4 ms a call, 91 calls a trial
+        n = int(rng.integers(1, 300))
+        y = (rng.random(n) < rng.random()).astype(int)
+        proba = np.round(rng.random(n), int(rng.integers(1, 4)))  # rounded: many rows on the grid's thresholds
+        expected = [f1_score(y, proba >= t, zero_division=0) for t in train.THRESHOLD_GRID]
+        assert tuning.f1_scores(y, proba, train.THRESHOLD_GRID).tolist() == expected
+
+
+def test_the_selection_keeps_the_readings_most_separating_the_classes():
+    from ablation import study
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 200)
+    S = rng.normal(size=(400, 6))
+    S[:, 4] += 3 * y  # strongest
+    S[:, 1] += 1 * y
+    assert study.select(S, y, 2).tolist() == [1, 4]
+
+
+def _row(kind, latent, k, folds):
+    f = np.asarray(folds, dtype=float)
+    return {
+        "model": kind,
+        "latent_dim": latent,
+        "features": k,
+        "f1_score": {"mean": float(f.mean()), "sd": float(f.std(ddof=1))},
+        "f1_folds": list(folds),
+    }
+
+
+def test_the_pick_replaces_the_default_only_beyond_the_standard_errors():
+    from ablation import report
+
+    default = _row("gradient_boosting", 12, 30, [0.70, 0.72, 0.68])
+    close = _row("lightgbm", 8, 30, [0.72, 0.70, 0.73])
+    far = _row("lightgbm", 8, 30, [0.80, 0.81, 0.79])
+    kept = report.pick([close, default])
+    assert kept["pick"] == ("gradient_boosting", 12, 30)
+    assert kept["decision"].startswith("kept default")
+    adopted = report.pick([far, default])
+    assert adopted["pick"] == ("lightgbm", 8, 30)
+    assert adopted["decision"].startswith("adopted")
+    assert report.train_command(adopted["pick"], "plant.csv")["command"] == (
+        "make train VERSION=v2.0 MODEL=lightgbm LATENT_DIM=8 DATA=plant.csv"
+    )
+    assert report.train_command(("xgboost", 0, 30), "plant.csv")["command"] is None  # no latents: not trainable
+
+
+@pytest.mark.slow
+def test_the_quick_ablation_runs_every_classifier_and_latent_size_end_to_end(tmp_path, capsys):
+    from ablation import grid
+    from diecast import cli, exits
+
+    out = tmp_path / "abl"
+    assert cli.main(["ablation", "--quick", "--out", str(out), "--no-progress"]) == exits.OK
+    doc = json.loads((out / "report.json").read_text())
+    rows = doc["rows"]
+    assert len(rows) == len(grid.QUICK.configs())
+    assert not doc["not_run"]
+    assert {r["model"] for r in rows} == set(grid.QUICK.kinds)
+    assert {r["latent_dim"] for r in rows} == {0, 4, 8, 12, 16}
+    for r in rows:
+        assert 0.0 <= r["f1_score"]["mean"] <= 1.0
+        assert r["fit_seconds"]["mean"] > 0
+        assert set(r) >= {"roc_auc", "accuracy", "precision", "recall", "predict_us_per_row"}
+    assert [r["f1_score"]["mean"] for r in rows] == sorted((r["f1_score"]["mean"] for r in rows), reverse=True)
+    # one encoder per latent size and fold, shared by every classifier and selection
+    encoders = [u for u in doc["units"] if u["latent_dim"] != 0]
+    assert len(encoders) == 4 * grid.QUICK.folds
+    assert all(u["encoder"]["epochs_run"] >= 1 for u in encoders)
+    assert doc["plan"]["predicted"]["seconds"] > 0
+    assert doc["seconds"] > 0
+    page = (out / "report.html").read_text()
+    assert page.count("src='data:image/png;base64,") == 2
+    assert "http" not in page
+    assert "pick:" in capsys.readouterr().out
+
+
+def test_a_spent_budget_runs_nothing_and_says_so(tmp_path):
+    from ablation import grid, job
+
+    doc = job.run(job.Options(data=_data(), out=tmp_path, grid=grid.QUICK, budget=1e-9, seed=1, progress=False, jobs=1))
+    assert doc["rows"] == []
+    assert len(doc["not_run"]) == len(grid.QUICK.configs())
+    assert all(u["skipped"] for u in doc["units"])
+    assert doc["pick"]["pick"] is None
+    assert (tmp_path / "report.html").is_file()
+
+
+def _data():
+    from convert import dataset
+
+    return dataset.DEFAULT_CSV
