@@ -23,7 +23,8 @@ from diecast.commands import InputError, UsageError
 
 # name -> module; the order is the order of ``diecast --help``.
 COMMANDS: dict[str, str] = {
-    name: f"diecast.commands.{name}" for name in ("data", "train", "convert", "invoke", "score", "monitor", "compare")
+    name: f"diecast.commands.{name}"
+    for name in ("data", "train", "convert", "invoke", "score", "monitor", "compare", "ui")
 }
 
 # The top-level modules each pip extra of pyproject.toml brings: a ModuleNotFoundError for one of them, in a
@@ -34,6 +35,7 @@ EXTRA_MODULES: dict[str, frozenset[str]] = {
     "monitor": frozenset({"duckdb", "pyarrow", "scipy", "matplotlib", "tqdm", "boto3", "botocore"}),
     "compare": frozenset({"scipy", "sklearn", "joblib", "matplotlib", "tqdm"}),
     "batch": frozenset({"pyarrow", "tqdm", "ray"}),
+    "ui": frozenset({"streamlit", "botocore", "pyarrow"}),
 }
 
 EXIT_USAGE = exits.USAGE  # argparse's code for a bad command line; also a missing extra or an unknown command

@@ -73,6 +73,7 @@ SUCCESS: dict[str, str] = {
     "score": "every row was scored",
     "monitor": "ok: no signal",
     "compare": "promote: NEW may replace OLD",
+    "ui": "the server was stopped (Ctrl-C)",
 }
 
 
