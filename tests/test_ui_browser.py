@@ -110,16 +110,21 @@ def test_the_page_predicts_the_sample_and_scores_a_csv_as_the_handler_does(serve
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOT), full_page=True)
 
-    # When a CSV is uploaded on the Batch tab, Then each row's probability is on the page, as the handler answers it.
+    # When a CSV is uploaded on the Batch tab, Then each row's probability is on the page, as the handler answers it,
+    # and the row with a bad reading is listed with the batch scorer's reason.
     rows = _sample_rows()
+    bad = {**rows[0], "part_id": "BAD", "Process_Pressure": "abc"}
     page.get_by_role("tab", name="Batch").click()
     page.locator("input[type=file]").set_input_files(
-        files=[{"name": "parts.csv", "mimeType": "text/csv", "buffer": _csv_bytes(rows)}]
+        files=[{"name": "parts.csv", "mimeType": "text/csv", "buffer": _csv_bytes([*rows, bad])}]
     )
     page.get_by_text(f"{ROWS} parts scored").wait_for(timeout=60_000)
+    assert f"{ROWS} parts scored" in page.inner_text("body")
+    assert "1 rejected" in page.inner_text("body")
+    page.get_by_text("Process_Pressure: not a number ('abc')").wait_for(timeout=10_000)
     app = make_app()
     table = page.get_by_test_id("stDataFrame").first
-    shown = table.inner_text()
+    shown = table.text_content() or ""
     for row in rows:
         features = {k: float(v) for k, v in row.items() if k != "part_id"}
         probability = app.handle({"features": features})["prediction"]["probability"]

@@ -128,6 +128,8 @@ def test_settings_choose_the_back_end_and_the_region():
     with pytest.raises(clients.BackendError, match="not an http"):
         clients.Deployed("ftp://x", "eu-west-1", credentials=object())
     assert isinstance(clients.from_env({}, Settings().model_dir), clients.Embedded)
+    given = "https://abc.execute-api.eu-west-1.amazonaws.com/prod/predict"  # the main stack's PredictUrl output
+    assert clients.Deployed(given, "eu-west-1", credentials=object()).url == given.removesuffix("/predict")
 
 
 def test_reply_error_text_names_the_fields():

@@ -42,7 +42,7 @@ def main() -> None:
     except (clients.BackendError, ConfigurationError, ModelArtifactError) as exc:
         st.error(f"The back end could not start: {exc}")
         st.stop()
-    st.caption(f"Back end: {client.description}. Model {readings.model_version}.")
+    st.caption(f"Back end: {client.description}. Training ranges from model {readings.model_version}.")
     _init_state(readings)
     one, batch, history = st.tabs(["One part", "Batch", "History"])
     with one:
@@ -115,8 +115,11 @@ def _predict(client: clients.Client, readings: form.Readings) -> None:
         st.error(reply.error_text())
         return
     st.session_state.warned = {w["feature"] for w in reply.body.get("warnings", [])}
-    explanation = client.explain(payload)
-    st.session_state.last = (reply.body, explanation, client.explain_note)
+    try:
+        explanation, note = client.explain(payload), client.explain_note
+    except clients.BackendError as exc:  # the prediction stands; only its explanation is missing
+        explanation, note = None, f"explanations are not available: {exc}"
+    st.session_state.last = (reply.body, explanation, note)
     st.session_state.history.append({"source": "one part", **form.prediction_row(reply.body)})
     st.rerun()  # redraw the form with the handler's warnings highlighted
 
@@ -158,10 +161,11 @@ def _show_explanation(explanation: clients.Reply | None, note: str) -> None:
 def _bars(frame: pd.DataFrame, value: str, color: str | None = None) -> alt.Chart:
     """Horizontal bars, largest magnitude on top."""
     order = frame.reindex(frame[value].abs().sort_values(ascending=False).index)["reading"].tolist()
-    chart = alt.Chart(frame).mark_bar().encode(x=alt.X(value, type="quantitative"), y=alt.Y("reading", sort=order))
+    y = alt.Y("reading", sort=order, axis=alt.Axis(labelLimit=260, title=None))
+    chart = alt.Chart(frame).mark_bar().encode(x=alt.X(value, type="quantitative"), y=y)
     if color:
         chart = chart.encode(color=alt.Color(color, type="nominal"))
-    return chart.properties(height=alt.Step(14))
+    return chart.properties(height=alt.Step(18))
 
 
 # --- batch ---------------------------------------------------------------------------------------------------------
@@ -206,7 +210,9 @@ def _show_batch(scored: parts.Scored, name: str) -> None:
     table = pd.DataFrame([{**p, "probability": form.shown(p["probability"])} for p in ordered])
     st.dataframe(table, hide_index=True, use_container_width=True)
     hist = pd.DataFrame({"probability": [p["probability"] for p in scored.parts]})
-    chart = alt.Chart(hist).mark_bar().encode(alt.X("probability", bin=alt.Bin(step=0.05)), alt.Y("count()"))
+    chart = (
+        alt.Chart(hist).mark_bar().encode(alt.X("probability", bin=alt.Bin(step=0.05)), alt.Y("count()", title="parts"))
+    )
     st.altair_chart(chart, use_container_width=True)
     download = pd.DataFrame([{**p, "model_version": scored.model_version} for p in scored.parts])
     stem = name.rsplit(".", 1)[0]

@@ -139,7 +139,7 @@ class Deployed:
             raise BackendError(f"DIECAST_API_URL {url!r} is not an http(s) URL; give the stack's ApiUrl output")
         if not region:
             raise BackendError("AWS_REGION is not set: SigV4 signs for a region; set it to the API's region")
-        self.url, self.region = url.rstrip("/"), region
+        self.url, self.region = url.rstrip("/").removesuffix(PREDICT), region  # the stack's PredictUrl works too
         self.credentials = credentials if credentials is not None else _default_credentials()
         self.timeout_s, self.retries, self.backoff_s = timeout_s, retries, backoff_s
         self.description = f"deployed: {self.url} (SigV4, {region})"
