@@ -52,8 +52,8 @@ def test_the_form_is_prefilled_with_the_sample_part_and_grouped(page):
     assert {page.session_state[form.KEY_PREFIX + k] for k in SAMPLE} == set(SAMPLE.values())
     assert [s.value for s in page.subheader][:2] == ["Process parameters", "Sensors"]
     inputs = {n.label: n for n in page.number_input}
-    assert "Temperature (degC)" in inputs
-    assert "Training range" in inputs["Temperature (degC)"].help
+    temperature = inputs["Temperature (degC), trained on 599.26 to 692.79"]  # v1.0's training range
+    assert temperature.help.startswith("Melt temperature in the holding furnace. Training range 599.26 to 692.79 degC")
 
 
 def test_predict_shows_the_handlers_answer_rounded_once(page):

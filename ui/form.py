@@ -54,12 +54,13 @@ class Readings:
 
 
 def label(feature: Feature) -> str:
-    """A form field's label: the reading, its unit."""
-    return f"{feature.name.split('_', 1)[-1]} ({feature.unit})"
+    """A form field's label: the reading, its unit and its training range."""
+    return f"{feature.name.split('_', 1)[-1]} ({feature.unit}), trained on {feature.min:g} to {feature.max:g}"
 
 
 def range_help(feature: Feature) -> str:
-    return f"{feature.description}. Training range {feature.min:g} to {feature.max:g} {feature.unit}."
+    low, high = f"{feature.min:g}", f"{feature.max:g}"
+    return f"{feature.description}. Training range {low} to {high} {feature.unit}; outside it the model extrapolates."
 
 
 def sample_part(path: Path = SAMPLE_EVENT) -> dict[str, float]:
