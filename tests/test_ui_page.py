@@ -126,6 +126,27 @@ def test_the_deployed_back_end_through_the_signing_stub_shows_contributions(monk
     assert words in [m.value for m in at.markdown]
 
 
+def test_an_uploaded_csv_is_scored_on_the_page_with_its_rejects_and_history(page):
+    rows = [{"part_id": "a", **SAMPLE}, {"part_id": "b", **SAMPLE, "Process_Pressure": ""}]
+    page.file_uploader[0].upload("plant.csv", _csv(rows), "text/csv")
+    at = page.run()
+    assert not at.exception
+    assert any(m.value == "1 parts scored (1 defects), 1 rejected." for m in at.markdown)
+    assert at.table[0].value.to_dict("records") == [{"row": 2, "reason": "Process_Pressure: missing"}]
+    table = at.dataframe[0].value
+    expected = make_app().handle({"features": SAMPLE})["prediction"]
+    assert table.to_dict("records") == [
+        {
+            "row": 1,
+            "part_id": "a",
+            "probability": form.shown(expected["probability"]),
+            "class": expected["class"],
+            "confidence": expected["confidence"],
+        }
+    ]
+    assert [h["source"] for h in at.session_state.history] == ["plant.csv row 1"]
+
+
 # --- the batch, on the same functions the page calls -------------------------------------------------------------
 
 
@@ -161,8 +182,12 @@ def test_a_csv_without_the_readings_is_refused_naming_them():
     from ui.client import Embedded
 
     client = Embedded(str(REPO_ROOT / "models_onnx" / "v1.0"))
-    with pytest.raises(BatchInputError, match="missing feature column"):
-        parts.score_upload(client, b"part_id,Process_Temperature\nx,650\n", list(SAMPLE))
+    with pytest.raises(
+        BatchInputError, match=r"^plant\.csv: missing feature column\(s\): Process_BiscuitThickness, .*needs all 30$"
+    ):
+        parts.score_upload(client, b"part_id,Process_Temperature\nx,650\n", list(SAMPLE), "plant.csv")
+    with pytest.raises(BatchInputError, match=r"^plant\.csv: a header but no rows$"):
+        parts.score_upload(client, _csv([]), list(SAMPLE), "plant.csv")
 
 
 def test_ordered_puts_defects_first_then_by_probability():

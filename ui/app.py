@@ -183,7 +183,7 @@ def _batch(client: clients.Client, readings: form.Readings) -> None:
     key = (upload.name, hash(data))
     if st.session_state.get("batch_key") != key:
         try:
-            scored = parts.score_upload(client, data, readings.names)
+            scored = parts.score_upload(client, data, readings.names, upload.name)
         except (BatchInputError, parts.BatchAnswerError) as exc:
             st.error(str(exc))
             return

@@ -34,28 +34,34 @@ class BatchAnswerError(RuntimeError):
     """The back end refused a batch request as a whole (not a row): the handler's message."""
 
 
-def read_upload(data: bytes, names: list[str]) -> tuple[Any, list[str]]:
-    """CSV bytes -> (the table, all text columns, and the id columns kept beside the scores).
-    ``BatchInputError`` naming the problem (no header, a missing feature column, too many rows)."""
+def read_upload(data: bytes, names: list[str], name: str = "the CSV") -> tuple[Any, list[str]]:
+    """CSV bytes -> (the table, every column as text; the id columns kept beside the scores), read by the batch
+    scorer's own reader. ``BatchInputError`` naming the problem (no header, a missing feature column, a malformed
+    row, too many rows) and the upload's ``name``, never the temporary file's path."""
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "upload.csv")
         with open(path, "wb") as fh:
             fh.write(data)
-        header = io.csv_header(path)
-        keep = io.check_columns("the CSV", header, names, "")
-        _, chunks, total = io.read_chunks(path, MAX_ROWS + 1)
-        if total is not None and total > MAX_ROWS:
-            raise BatchInputError(f"the CSV has {total} rows; the page scores {MAX_ROWS} at most (use diecast score)")
-        pa = io.require("pyarrow")
-        tables = list(chunks)
+        try:
+            return _read(path, names)
+        except BatchInputError as exc:
+            raise BatchInputError(str(exc).replace(path, name)) from None
+
+
+def _read(path: str, names: list[str]) -> tuple[Any, list[str]]:
+    keep = io.check_columns(path, io.csv_header(path), names, "")
+    _, chunks, total = io.read_chunks(path, MAX_ROWS + 1)
+    if total is not None and total > MAX_ROWS:
+        raise BatchInputError(f"{path}: {total} rows; the page scores {MAX_ROWS} at most (use diecast score)")
+    tables = list(chunks)
     if not tables:
-        raise BatchInputError("the CSV has a header but no rows")
-    return pa.concat_tables(tables), keep
+        raise BatchInputError(f"{path}: a header but no rows")
+    return io.require("pyarrow").concat_tables(tables), keep
 
 
-def score_upload(client: Client, data: bytes, names: list[str]) -> Scored:
-    """Score every row of an uploaded CSV through ``client``."""
-    table, keep = read_upload(data, names)
+def score_upload(client: Client, data: bytes, names: list[str], name: str = "the CSV") -> Scored:
+    """Score every row of an uploaded CSV (called ``name`` in messages) through ``client``."""
+    table, keep = read_upload(data, names, name)
     X, reasons = step.feature_matrix(table, names)
     ids = {name: table.column(name).to_pylist() for name in keep}
     answers: dict[int, dict[str, Any]] = {}
