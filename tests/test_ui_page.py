@@ -52,7 +52,7 @@ def test_the_form_is_prefilled_with_the_sample_part_and_grouped(page):
     assert {page.session_state[form.KEY_PREFIX + k] for k in SAMPLE} == set(SAMPLE.values())
     assert [s.value for s in page.subheader][:2] == ["Process parameters", "Sensors"]
     inputs = {n.label: n for n in page.number_input}
-    temperature = inputs["Temperature (degC), trained on 599.26 to 692.79"]  # v1.0's training range
+    temperature = inputs["Temperature (degC) 599.26–692.79"]  # v1.0's training range
     assert temperature.help.startswith("Melt temperature in the holding furnace. Training range 599.26 to 692.79 degC")
 
 

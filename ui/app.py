@@ -165,7 +165,7 @@ def _bars(frame: pd.DataFrame, value: str, color: str | None = None) -> alt.Char
     chart = alt.Chart(frame).mark_bar().encode(x=alt.X(value, type="quantitative"), y=y)
     if color:
         chart = chart.encode(color=alt.Color(color, type="nominal"))
-    return chart.properties(height=alt.Step(18))
+    return chart.properties(height=18 * len(frame))
 
 
 # --- batch ---------------------------------------------------------------------------------------------------------

@@ -55,7 +55,7 @@ class Readings:
 
 def label(feature: Feature) -> str:
     """A form field's label: the reading, its unit and its training range."""
-    return f"{feature.name.split('_', 1)[-1]} ({feature.unit}), trained on {feature.min:g} to {feature.max:g}"
+    return f"{feature.name.split('_', 1)[-1]} ({feature.unit}) {feature.min:g}–{feature.max:g}"
 
 
 def range_help(feature: Feature) -> str:
