@@ -147,6 +147,37 @@ def test_an_uploaded_csv_is_scored_on_the_page_with_its_rejects_and_history(page
     assert [h["source"] for h in at.session_state.history] == ["plant.csv row 1"]
 
 
+def test_an_unexpected_failure_is_one_sentence_not_a_traceback(page, monkeypatch):
+    from ui.client import Embedded
+
+    def broken(self, payload):
+        raise RuntimeError("an internal detail at /srv/app.py")
+
+    monkeypatch.setattr(Embedded, "predict", broken)
+    at = _predict(page)
+    assert not at.exception
+    assert [e.value for e in at.error] == [
+        "Something went wrong on this page; it has been logged. Try again, or reload the page."
+    ]
+
+
+def test_an_unreachable_api_is_a_message_naming_the_fix(monkeypatch):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens there once closed
+    monkeypatch.setenv("DIECAST_API_URL", f"http://127.0.0.1:{port}/prod")
+    monkeypatch.setenv("AWS_REGION", ui_stub.REGION)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ui_stub.ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", ui_stub.SECRET_KEY)
+    at = _predict(_fresh())
+    assert not at.exception
+    (error,) = [e.value for e in at.error]
+    assert error.startswith(f"cannot reach the API at http://127.0.0.1:{port}/prod: ")
+    assert "DIECAST_API_URL" in error
+
+
 # --- the batch, on the same functions the page calls -------------------------------------------------------------
 
 
