@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO_ROOT
+from tests.test_score import in_build_context
 from tests.test_template import SKIP_ID, _CfnLoader
 
 
@@ -80,13 +81,15 @@ def test_every_checkov_skip_has_its_reason(resources):
         assert len(skip["comment"].split()) >= 12, (name, skip)
 
 
-def test_every_file_the_ui_image_copies_is_in_the_build_context():
+def test_every_file_the_ui_image_copies_is_in_its_own_build_context():
     dockerfile = (REPO_ROOT / "ui" / "Dockerfile").read_text()
-    admitted = [line[1:] for line in (REPO_ROOT / ".dockerignore").read_text().splitlines() if line.startswith("!")]
+    own = (REPO_ROOT / "ui" / "Dockerfile.dockerignore").read_text().splitlines()
+    serving = (REPO_ROOT / ".dockerignore").read_text().splitlines()
     for line in re.findall(r"^COPY (.+)$", dockerfile, re.MULTILINE):
         for source in line.split()[:-1]:
             assert (REPO_ROOT / source).exists(), source
-            assert any(source.startswith(a.rstrip("/")) for a in admitted), f".dockerignore leaves out {source}"
+            assert in_build_context(source, own), f"ui/Dockerfile.dockerignore leaves out {source}"
+    assert not in_build_context("ui/app.py", serving)  # the serving image's context keeps the UI out
 
 
 def test_the_lambda_image_and_its_requirements_carry_nothing_of_the_ui():

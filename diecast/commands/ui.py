@@ -45,7 +45,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="a model folder, or a version under models_onnx/ (default: MODEL_VERSION, else v1.0); the embedded "
         "back end serves it and the form reads its training ranges",
     )
-    parser.add_argument("--api-url", default=None, help="the deployed API's URL (the stack's ApiUrl output)")
+    parser.add_argument("--api-url", default=None, help="the deployed API's URL (the main stack's PredictUrl output)")
     parser.add_argument("--address", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
 
 
