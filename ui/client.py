@@ -136,7 +136,7 @@ class Deployed:
         backoff_s: float = 0.25,
     ) -> None:
         if not url.startswith(("https://", "http://")):
-            raise BackendError(f"DIECAST_API_URL {url!r} is not an http(s) URL; give the main stack's PredictUrl output")
+            raise BackendError(f"DIECAST_API_URL {url!r} is not an http(s) URL; give the stack's PredictUrl output")
         if not region:
             raise BackendError("AWS_REGION is not set: SigV4 signs for a region; set it to the API's region")
         self.url, self.region = url.rstrip("/").removesuffix(PREDICT), region  # the stack's PredictUrl works too
@@ -176,8 +176,8 @@ class Deployed:
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise BackendError(
-                f"cannot reach the API at {self.url}: {reason}; check DIECAST_API_URL (the main stack's PredictUrl output) "
-                "and that this network can reach it"
+                f"cannot reach the API at {self.url}: {reason}; check DIECAST_API_URL (the main stack's PredictUrl "
+                "output) and that this network can reach it"
             ) from None
 
     def _signed_headers(self, method: str, url: str, body: bytes) -> dict[str, str]:
