@@ -9,6 +9,7 @@ STAMP := $(VENV)/.installed
 VERSION ?= v1.0
 DATA ?= data/die_casting.csv
 FORCE ?=
+TEST_WORKERS ?= 2  # pytest-xdist workers for make test; each test file runs whole on one worker
 OUT ?=
 EVENT ?= tests/events/direct_named.json
 FORCE_FLAG := $(if $(filter 1 yes true,$(FORCE)),--force,)
@@ -26,7 +27,7 @@ TRAIN_FLAGS := $(if $(SEED),--seed $(SEED),) $(if $(MAX_EPOCHS),--max-epochs $(M
 
 .DEFAULT_GOAL := help
 .PHONY: help venv data train convert convert-check demo monitor-demo invoke explain importance explain-charts test lint format bench image-test image ecr-push deploy clean \
-	compare bench-score docs score monitor
+	compare bench-score docs score monitor ui
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -34,7 +35,7 @@ help: ## list the targets
 # The pinned sets (requirements-*.txt) give every version; the project itself is then installed editable, without
 # resolving again, so that $(DIECAST) runs this checkout.
 $(STAMP): pyproject.toml requirements-runtime.txt requirements-convert.txt requirements-monitor.txt requirements-batch.txt \
-		requirements-compare.txt requirements-explain.txt requirements-docs.txt requirements-ablation.txt requirements-dev.txt
+		requirements-compare.txt requirements-explain.txt requirements-ui.txt requirements-docs.txt requirements-ablation.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
@@ -82,6 +83,11 @@ score: $(STAMP) ## batch-score INPUT=readings.csv|.parquet into OUTPUT=scores.cs
 	@test -n "$(INPUT)" -a -n "$(OUTPUT)" || { echo "make score needs INPUT= and OUTPUT=, e.g. make score INPUT=data/die_casting.csv OUTPUT=build/scores.csv" >&2; exit 2; }
 	$(DIECAST) score $(if $(MODEL),--model $(MODEL),) $(SCORE_ARGS) $(INPUT) $(OUTPUT)
 
+PORT ?= 8501
+MODEL_VERSION ?= $(VERSION)
+ui: $(STAMP) ## the operator web page on http://127.0.0.1:PORT (PORT=8501), the handler embedded on MODEL_VERSION=v1.0
+	$(DIECAST) ui --port $(PORT) --model $(MODEL_VERSION)
+
 monitor: $(STAMP) ## the monitor on captured predictions: MONITOR_ARGS="..." (diecast monitor --help lists them)
 	$(DIECAST) monitor $(MONITOR_ARGS)
 
@@ -92,7 +98,7 @@ lint: $(STAMP) ## ruff lint + format check, mypy on the serving path, cfn-lint a
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
-	$(VENV)/bin/cfn-lint template.yaml
+	$(VENV)/bin/cfn-lint template.yaml ui/template.yaml
 	$(MAKE) --no-print-directory iac-scan
 
 # checkov lives in its own venv (requirements-iac.txt): its dependency tree stays out of the pinned dev environment.
@@ -105,15 +111,17 @@ $(IAC_STAMP): requirements-iac.txt
 	$(IAC_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-iac.txt
 	@touch $@
 
-iac-scan: $(IAC_STAMP) ## checkov on template.yaml: 0 failed checks; every skip is inline in the template with its reason
-	$(IAC_VENV)/bin/checkov --file template.yaml --framework cloudformation --compact --quiet --skip-download
+iac-scan: $(IAC_STAMP) ## checkov on template.yaml and ui/template.yaml: 0 failed checks; every skip is inline with its reason
+	$(IAC_VENV)/bin/checkov --file template.yaml --file ui/template.yaml --framework cloudformation --compact --quiet \
+		--skip-download
 
 format: $(STAMP) ## apply ruff's formatter and autofixes
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
 test: $(STAMP) lint docs ## lint, the docs build, the whole test suite, then a scratch conversion with its parity certificate
-	$(PY) -m pytest --durations=12
+	bash ui/ensure-chromium.sh
+	$(PY) -m pytest --durations=12 -n $(TEST_WORKERS) --dist loadfile
 	$(MAKE) convert-check
 
 # DATA and OUT have defaults for train/convert; compare passes them on only when given (command line or environment).

@@ -24,7 +24,7 @@ from diecast.commands import InputError, UsageError
 # name -> module; the order is the order of ``diecast --help``.
 COMMANDS: dict[str, str] = {
     name: f"diecast.commands.{name}"
-    for name in ("data", "train", "convert", "invoke", "explain", "importance", "score", "monitor", "compare", "ablation")
+    for name in ("data", "train", "convert", "invoke", "explain", "importance", "score", "monitor", "compare", "ablation", "ui")
 }
 
 # The top-level modules each pip extra of pyproject.toml brings: a ModuleNotFoundError for one of them, in a
@@ -56,6 +56,7 @@ EXTRA_MODULES: dict[str, frozenset[str]] = {
             "slicer",
         }
     ),
+    "ui": frozenset({"streamlit", "botocore", "pyarrow"}),
 }
 
 EXIT_USAGE = exits.USAGE  # argparse's code for a bad command line; also a missing extra or an unknown command

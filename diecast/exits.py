@@ -80,6 +80,7 @@ SUCCESS: dict[str, str] = {
     "monitor": "ok: no signal",
     "compare": "promote: NEW may replace OLD",
     "ablation": "the study ran (within its budget) and report.json and report.html were written",
+    "ui": "the server was stopped (Ctrl-C)",
 }
 
 
