@@ -24,7 +24,19 @@ from diecast.commands import InputError, UsageError
 # name -> module; the order is the order of ``diecast --help``.
 COMMANDS: dict[str, str] = {
     name: f"diecast.commands.{name}"
-    for name in ("data", "train", "convert", "invoke", "explain", "importance", "score", "monitor", "compare", "ablation", "ui")
+    for name in (
+        "data",
+        "train",
+        "convert",
+        "invoke",
+        "explain",
+        "importance",
+        "score",
+        "monitor",
+        "compare",
+        "ablation",
+        "ui",
+    )
 }
 
 # The top-level modules each pip extra of pyproject.toml brings: a ModuleNotFoundError for one of them, in a
