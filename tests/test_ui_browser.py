@@ -26,6 +26,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 SCREENSHOT = REPO_ROOT / "build" / "ui" / "page.png"
 STARTUP_S = 120  # a cold first start on a busy 2-core machine; a usable page usually comes in a few seconds
 ROWS = 6
+FEATURES = form.Readings.of(str(REPO_ROOT / "models_onnx" / "v1.0")).features  # make ui serves v1.0
 
 
 def _free_port() -> int:
@@ -94,6 +95,16 @@ def _csv_bytes(rows: list[dict[str, str]]) -> bytes:
     return out.getvalue().encode()
 
 
+def _drawn(page) -> dict[str, float]:
+    """Each reading's input as the browser draws it (the input's value, not the server's session state)."""
+    return {f.name: float(page.get_by_label(form.label(f), exact=True).input_value()) for f in FEATURES}
+
+
+def _shown_as(value: float) -> str:
+    """A reading as the input draws it: the shortest digits that round-trip (JavaScript's, like Python's repr)."""
+    return repr(value).removesuffix(".0")
+
+
 def test_the_page_predicts_the_sample_and_scores_a_csv_as_the_handler_does(server, browser):
     url, startup_s = server
     page = browser.new_page(viewport={"width": 1400, "height": 3000})
@@ -101,6 +112,12 @@ def test_the_page_predicts_the_sample_and_scores_a_csv_as_the_handler_does(serve
     page.goto(url)
     page.get_by_role("button", name="Predict").wait_for(timeout=60_000)
     usable_s = startup_s + time.monotonic() - opened
+    # Given a fresh page, Then its inputs draw the sample part's readings (not 0, the inputs' bare default).
+    sample = form.sample_part()
+    for feature in FEATURES:
+        field = page.get_by_label(form.label(feature), exact=True)
+        expect(field).to_have_value(_shown_as(sample[feature.name]), timeout=30_000)
+    assert _drawn(page) == sample
     # Given the sample part on the form, When Predict is pressed, Then the page shows the handler's probability.
     page.get_by_role("button", name="Predict").click()
     page.get_by_text("Probability of a defect").wait_for(timeout=60_000)
@@ -130,6 +147,17 @@ def test_the_page_predicts_the_sample_and_scores_a_csv_as_the_handler_does(serve
         probability = app.handle({"features": features})["prediction"]["probability"]
         expect(table).to_contain_text(row["part_id"] + form.shown(probability), timeout=30_000)
     page.screenshot(path=str(SCREENSHOT.with_name("batch.png")), full_page=True)
+
+    # When a random part is loaded, Then the inputs draw that part: one row of the embedded data, not the sample.
+    page.get_by_role("tab", name="One part").click()
+    page.get_by_role("button", name="Load a random part from the data").click()
+    first = page.get_by_label(form.label(FEATURES[0]), exact=True)
+    expect(first).not_to_have_value(_shown_as(sample[FEATURES[0].name]), timeout=30_000)
+    with open(DATA_CSV, newline="") as fh:
+        data = [{f.name: float(row[f.name]) for f in FEATURES} for row in csv.DictReader(fh)]
+    drawn = _drawn(page)
+    assert drawn != sample
+    assert drawn in data
     timing = {"make_ui_to_health_s": round(startup_s, 2), "make_ui_to_usable_page_s": round(usable_s, 2)}
     SCREENSHOT.with_name("timing.json").write_text(json.dumps(timing) + "\n")
     print(f"make ui -> usable page: {usable_s:.2f} s ({timing})")

@@ -43,13 +43,25 @@ def _predict(at: AppTest) -> AppTest:
     return at.run()
 
 
+def _key(name: str) -> str:
+    return form.KEY_PREFIX + name
+
+
+def _type(at: AppTest, name: str, value: float) -> None:
+    """Enter ``value`` in ``name``'s input, as an operator would (the form sends it on Predict)."""
+    at.number_input(key=_key(name)).set_value(value)
+
+
 def _metric(at: AppTest, label: str) -> str:
     return next(m.value for m in at.metric if m.label == label)
 
 
 def test_the_form_is_prefilled_with_the_sample_part_and_grouped(page):
     assert not page.exception
-    assert {page.session_state[form.KEY_PREFIX + k] for k in SAMPLE} == set(SAMPLE.values())
+    assert {k: page.session_state[_key(k)] for k in SAMPLE} == SAMPLE
+    # The readings are also each input's value= (its proto's default): what a browser draws when it mounts the
+    # input, whether or not it applies the one-shot value a session-state write sends.
+    assert {k: page.number_input(key=_key(k)).proto.default for k in SAMPLE} == SAMPLE
     assert [s.value for s in page.subheader][:2] == ["Process parameters", "Sensors"]
     inputs = {n.label: n for n in page.number_input}
     temperature = inputs["Temperature (degC) 599.26–692.79"]  # v1.0's training range
@@ -70,7 +82,7 @@ def test_predict_shows_the_handlers_answer_rounded_once(page):
 
 def test_a_reading_outside_the_training_range_is_warned_and_highlighted(page):
     feature = form.Readings.of(str(REPO_ROOT / "models_onnx" / "v1.0")).features[0]
-    page.session_state[form.KEY_PREFIX + feature.name] = feature.max + 5.0  # inside the envelope, past training
+    _type(page, feature.name, feature.max + 5.0)  # inside the envelope, past training
     at = _predict(page)
     assert not at.exception
     assert any(feature.name in w.value and "outside the training range" in w.value for w in at.warning)
@@ -79,7 +91,7 @@ def test_a_reading_outside_the_training_range_is_warned_and_highlighted(page):
 
 
 def test_a_reading_beyond_the_envelope_shows_the_handlers_message_naming_it(page):
-    page.session_state[form.KEY_PREFIX + "Sensor_Vibration"] = 1e9
+    _type(page, "Sensor_Vibration", 1e9)
     at = _predict(page)
     assert not at.exception
     message = make_app().handle({"features": {**SAMPLE, "Sensor_Vibration": 1e9}})["error"]["message"]
@@ -90,9 +102,11 @@ def test_a_reading_beyond_the_envelope_shows_the_handlers_message_naming_it(page
 def test_random_part_loads_a_row_of_the_data(page):
     next(b for b in page.button if b.label.startswith("Load a random part")).click()
     at = page.run()
-    values = {k: at.session_state[form.KEY_PREFIX + k] for k in SAMPLE}
+    values = {k: at.session_state[_key(k)] for k in SAMPLE}
     assert values != SAMPLE
     assert all(isinstance(v, float) for v in values.values())
+    assert {k: at.number_input(key=_key(k)).proto.default for k in SAMPLE} == values  # what is drawn
+    assert {k: at.session_state.on_form[k] for k in SAMPLE} == values
 
 
 def test_without_the_explanation_service_the_page_says_so_and_still_predicts(page):

@@ -70,14 +70,18 @@ def _init_state(readings: form.Readings) -> None:
         state.history = []
         state.warned = set()
         state.rng = random.Random()
-        for name, value in form.sample_part().items():
-            state[KEY + name] = value
+        state.on_form = form.sample_part()  # the inputs' value=: what a browser draws when it first mounts them
 
 
 def _load_random(readings: form.Readings) -> None:
-    for name, value in form.random_part(readings.names, st.session_state.rng).items():
-        st.session_state[KEY + name] = value
-    st.session_state.warned = set()
+    """A row of the data on the form. Its readings become the inputs' ``value=`` and are written to their keys:
+    a write reaches inputs the browser has already drawn (Streamlit sends it as a one-shot update), and the
+    ``value=`` is what an input drawn afresh shows, so the browser never falls back to the bare default 0."""
+    state = st.session_state
+    state.on_form = form.random_part(readings.names, state.rng)
+    for name, value in state.on_form.items():
+        state[KEY + name] = value
+    state.warned = set()
 
 
 # --- one part ------------------------------------------------------------------------------------------------------
@@ -103,7 +107,8 @@ def _reading_input(feature: Any) -> None:
     text = form.label(feature)
     if feature.name in st.session_state.warned:
         text = f":red[{text} — outside the training range]"
-    st.number_input(text, key=KEY + feature.name, format="%g", help=form.range_help(feature))
+    value = st.session_state.on_form[feature.name]
+    st.number_input(text, value=value, key=KEY + feature.name, format="%g", help=form.range_help(feature))
 
 
 def _predict(client: clients.Client, readings: form.Readings) -> None:
