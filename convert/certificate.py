@@ -53,6 +53,10 @@ FUZZ_ROWS = 100_000
 BATCH = 256
 SAMPLE_ROWS = 1_000  # rows per sampled row set for the ReferenceEvaluator: its trees run in Python, ~7 ms a row
 MAX_LISTED_ROWS = 25
+# Rows per engine call for the row sets run "all at once": onnxruntime keeps each session's arena at its largest
+# call, and the graph's (n, 4, 30, 30) attention intermediates take ~14 KB a row each; a forest's ~330k
+# split-threshold rows in one call took the machine's memory.
+MAX_CALL_ROWS = 32_768
 
 
 @dataclass(frozen=True)
@@ -74,7 +78,7 @@ class RowSet:
     source: str
     rows: np.ndarray  # indices into the source's rows
     exact_labels: bool  # dataset rows: labels must agree on every row
-    batch: int = 0  # run the engine on this many rows at a time (0: all at once)
+    batch: int = 0  # run the engine on this many rows at a time (0: all at once, MAX_CALL_ROWS at most)
 
 
 @dataclass(frozen=True)
@@ -305,9 +309,10 @@ def _differing_rows(ev: Evidence, got: dict, bars: Bars) -> np.ndarray:
 
 
 def _run(predict: Predict, X: np.ndarray, batch: int) -> dict[str, np.ndarray]:
-    if not batch:
+    step = batch or MAX_CALL_ROWS
+    if len(X) <= step:
         return predict(X)
-    parts = [predict(X[i : i + batch]) for i in range(0, len(X), batch)]
+    parts = [predict(X[i : i + step]) for i in range(0, len(X), step)]
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 

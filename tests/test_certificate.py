@@ -274,3 +274,20 @@ def test_engines_run_in_the_batches_their_row_set_asks_for():
     certificate._run(predict, np.zeros((10, 30)), batch=4)
     assert calls == [4, 4, 2]
     assert Engine("e", predict, ()).row_sets == ()
+
+
+def test_all_at_once_row_sets_are_cut_into_bounded_calls(monkeypatch):
+    calls = []
+
+    def predict(X):
+        calls.append(len(X))
+        return {"probability": X[:, 0].copy()}
+
+    X = np.arange(22 * 30, dtype=np.float64).reshape(22, 30)
+    monkeypatch.setattr(certificate, "MAX_CALL_ROWS", 8)
+    got = certificate._run(predict, X, batch=0)
+    assert calls == [8, 8, 6]
+    np.testing.assert_array_equal(got["probability"], X[:, 0])
+    calls.clear()
+    certificate._run(predict, X[:8], batch=0)
+    assert calls == [8]
