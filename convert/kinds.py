@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_KIND = "gradient_boosting"
@@ -49,9 +49,23 @@ class Kind:
     proba: Callable[[object, object], object]  # (model, X (n, d) float64) -> P(defect) (n,) float64
     to_onnx: Callable[[object, int], object]  # (model, inputs) -> onnx.ModelProto with a TreeEnsembleClassifier
     cost: Callable[[dict], float]  # relative tree-building work of a hyperparameter set (the search's time model)
+    small: dict = field(default_factory=dict)  # a small run's hyperparameters (the tests, the quick ablation)
+    decision_is_log_odds: bool = False  # its decision_function is the log-odds itself (GB): no exp/log round trip
 
     def library_version(self) -> str:
         return importlib.import_module(self.library).__version__
+
+    def log_odds(self, model, X):
+        """The log-odds of defect, (n,) float64: the decision function where it is one, else the logit of the
+        kind's own probability, clipped as the served explanation clips the graph's."""
+        import numpy as np
+
+        from explain import shapley
+
+        if self.decision_is_log_odds:
+            return np.asarray(model.decision_function(X), dtype=np.float64)
+
+        return shapley.log_odds(self.proba(model, X))
 
 
 def _target_opset() -> dict:
@@ -279,6 +293,8 @@ KINDS: dict[str, Kind] = {
             _sklearn_proba,
             _skl2onnx,
             _boosting_cost("max_depth", "n_estimators", _GB_DEFAULT),
+            small={"n_estimators": 30, "max_depth": 4, "learning_rate": 0.1, "subsample": 1.0},
+            decision_is_log_odds=True,
         ),
         Kind(
             "random_forest",
@@ -293,6 +309,7 @@ KINDS: dict[str, Kind] = {
             _sklearn_proba,
             _skl2onnx,
             _boosting_cost("max_depth", "n_estimators", {"n_estimators": 200, "max_depth": 12}),
+            small={"n_estimators": 30, "max_depth": 6, "min_samples_leaf": 5},
         ),
         Kind(
             "xgboost",
@@ -307,6 +324,7 @@ KINDS: dict[str, Kind] = {
             _sklearn_proba,
             _xgb_onnx,
             _boosting_cost("max_depth", "n_estimators", _GB_DEFAULT),
+            small={"n_estimators": 30, "max_depth": 4, "learning_rate": 0.1, "subsample": 1.0},
         ),
         Kind(
             "lightgbm",
@@ -326,6 +344,7 @@ KINDS: dict[str, Kind] = {
             _lgbm_proba,
             _lgbm_onnx,
             _boosting_cost("num_leaves", "n_estimators", {"n_estimators": 200, "num_leaves": 31}),
+            small={"n_estimators": 30, "num_leaves": 15, "learning_rate": 0.1, "subsample": 1.0},
         ),
         Kind(
             "catboost",
@@ -340,6 +359,7 @@ KINDS: dict[str, Kind] = {
             _sklearn_proba,
             _cb_onnx,
             _boosting_cost("depth", "iterations", {"iterations": 200, "depth": 6}),
+            small={"iterations": 30, "depth": 4, "learning_rate": 0.1},
         ),
     )
 }

@@ -97,16 +97,11 @@ class ReferenceModel:
 
     def log_odds(self, X: np.ndarray) -> np.ndarray:
         """The original's log-odds of "defect", (n,) float64, on the float32 pipeline's scaled readings and latents:
-        a classifier with a decision function (GB) gives it without the ``exp``; the other kinds give the logit of
-        their own probability, clipped as the served explanation clips the graph's."""
-        from explain import shapley
-
+        the kind's own (``convert.kinds.Kind.log_odds``)."""
         scaled = self.scaled32(X)
         latent, _ = self._encode(self.autoencoder, scaled)
         features = np.hstack([scaled.astype(np.float64), latent.astype(np.float64)])
-        if hasattr(self.gb, "decision_function"):
-            return np.asarray(self.gb.decision_function(features), dtype=np.float64)
-        return shapley.log_odds(self.kind.proba(self.gb, features))
+        return self.kind.log_odds(self.gb, features)
 
     def gb_probability(self, scaled: np.ndarray, latent: np.ndarray) -> np.ndarray:
         """The original classifier's probability on given scaled readings and latents, (n,) float64."""

@@ -13,15 +13,9 @@ from tests.conftest import DATA_CSV, EVENTS_DIR
 
 pytestmark = [pytest.mark.convert, pytest.mark.slow]
 
-# each kind at a latent size of its own, so that every size is served once; few trees and epochs keep it small
+# each kind at a latent size of its own, so that every size is served once; the kinds' small hyperparameters and
+# few epochs keep it small
 LATENT = {"gradient_boosting": 8, "random_forest": 4, "xgboost": 16, "lightgbm": 12, "catboost": 8}
-PARAMS = {
-    "gradient_boosting": {"n_estimators": 30, "max_depth": 4, "learning_rate": 0.1, "subsample": 1.0},
-    "random_forest": {"n_estimators": 30, "max_depth": 6, "min_samples_leaf": 5},
-    "xgboost": {"n_estimators": 30, "max_depth": 4, "learning_rate": 0.1, "subsample": 1.0},
-    "lightgbm": {"n_estimators": 30, "num_leaves": 15, "learning_rate": 0.1, "subsample": 1.0},
-    "catboost": {"iterations": 30, "depth": 4, "learning_rate": 0.1},
-}
 ROWS = 1200  # the certificate allows ties on 0.1 % of rows: one here
 FUZZ_ROWS = 2000
 
@@ -37,9 +31,9 @@ def small_csv(tmp_path_factory):
 
 
 def _train(root, version, csv, kind, latent, reuse_ae=None):
-    from convert import train
+    from convert import kinds, train
 
-    opts = train.Options(max_epochs=5, cv_folds=0, kind=kind, latent_dim=latent, params=PARAMS[kind])
+    opts = train.Options(max_epochs=5, cv_folds=0, kind=kind, latent_dim=latent, params=kinds.get(kind).small)
     return train.write_version(root, version, csv, False, opts, reuse_ae)
 
 
