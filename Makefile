@@ -192,6 +192,7 @@ monitor-demo: $(STAMP) ## 8 simulated weeks through the handler (capture on), dr
 .PHONY: ablation
 BUDGET ?=
 QUICK ?=
-ablation: $(STAMP) ## the ablation study into OUT= (default build/ablation) on DATA= (BUDGET=seconds, QUICK=1 the small grid)
+FRESH ?=
+ablation: $(STAMP) ## the ablation study into OUT= (default build/ablation) on DATA= (BUDGET=seconds, QUICK=1 the small grid, FRESH=1 redo finished units)
 	$(DIECAST) ablation --data $(DATA) $(if $(OUT),--out $(OUT),) $(if $(BUDGET),--budget $(BUDGET),) \
-		$(if $(filter 1 yes true,$(QUICK)),--quick,)
+		$(if $(filter 1 yes true,$(QUICK)),--quick,) $(if $(filter 1 yes true,$(FRESH)),--fresh,)

@@ -21,7 +21,8 @@ DEFAULT_CONFIG = (kinds.DEFAULT_KIND, kinds.DEFAULT_LATENT_DIM, 30)  # the shipp
 # The time model: an encoder epoch takes 0.30 s per 1,000 rows and early stopping typically ends at 0.8 of the cap
 # (v1.0: 157 s for 99 of 120 epochs on 5,273 rows); a default GB fit 7.9 s per 1,000 rows (v1.0: 41.9 s), the
 # other kinds in proportion to GB's as fitted side by side on 5,123 rows of the embedded data. Trees scale with
-# the kind's cost (convert.kinds.Kind.cost).
+# the kind's cost (convert.kinds.Kind.cost). Small runs are dominated by what does not scale with rows: each
+# worker imports torch and the five libraries (6.3 s of CPU), and each fit carries the threshold rule's own work.
 EPOCH_SECONDS_PER_1K = 0.30
 TYPICAL_EPOCH_SHARE = 0.8
 FIT_SECONDS_PER_1K = {
@@ -31,6 +32,8 @@ FIT_SECONDS_PER_1K = {
     "lightgbm": 0.21,
     "catboost": 0.63,
 }
+WORKER_START_SECONDS = 6.3
+FIT_OVERHEAD_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -63,12 +66,15 @@ class Grid:
         for name in self.kinds:
             k = kinds.get(name)
             fits += FIT_SECONDS_PER_1K[name] * fold_rows * k.cost(self.params_of(name)) / k.cost(k.default)
-        fit_s = fits * self.folds * len(self.latent_dims) * len(self.features)
+        n_fits = len(self.configs()) * self.folds
+        fit_s = fits * self.folds * len(self.latent_dims) * len(self.features) + n_fits * FIT_OVERHEAD_SECONDS
+        work = encoder_s + fit_s
+        workers = max(1, min(jobs, len(self.units())))
         return {
             "encoders": encoders,
-            "fits": len(self.configs()) * self.folds,
-            "seconds_one_core": round(encoder_s + fit_s, 1),
-            "seconds": round((encoder_s + fit_s) / max(1, min(jobs, len(self.units()))), 1),
+            "fits": n_fits,
+            "seconds_one_core": round(work + WORKER_START_SECONDS, 1),
+            "seconds": round(work / workers + WORKER_START_SECONDS, 1),
         }
 
 
@@ -82,11 +88,5 @@ QUICK = Grid(
     3,
     2,
     rows=450,
-    params={
-        "gradient_boosting": {"n_estimators": 15, "max_depth": 3, "learning_rate": 0.1, "subsample": 1.0},
-        "random_forest": {"n_estimators": 15, "max_depth": 6, "min_samples_leaf": 1},
-        "xgboost": {"n_estimators": 15, "max_depth": 3, "learning_rate": 0.1, "subsample": 1.0},
-        "lightgbm": {"n_estimators": 15, "num_leaves": 7, "learning_rate": 0.1, "subsample": 1.0},
-        "catboost": {"iterations": 15, "depth": 3, "learning_rate": 0.1},
-    },
+    params={k: kinds.get(k).small for k in kinds.KINDS},
 )

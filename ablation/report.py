@@ -93,8 +93,8 @@ def _png(fig) -> str:
 
 
 def charts(table: list[dict], grid: Grid) -> list[tuple[str, str]]:
-    """(title, base64 PNG): F1 by latent size per classifier (all 30 readings), and F1 against predict time;
-    none when nothing was run."""
+    """(title, base64 PNG): F1 by latent size per classifier (on the grid's most readings, 30 in the full grid), and
+    F1 against predict time; none when nothing was run."""
     if not table:
         return []
     import matplotlib
@@ -102,17 +102,17 @@ def charts(table: list[dict], grid: Grid) -> list[tuple[str, str]]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    out = []
+    out, most = [], max(grid.features)
     fig, ax = plt.subplots(figsize=(7, 4))
     for kind in grid.kinds:
-        pts = sorted((r["latent_dim"], r["f1_score"]) for r in table if r["model"] == kind and r["features"] == 30)
+        pts = sorted((r["latent_dim"], r["f1_score"]) for r in table if r["model"] == kind and r["features"] == most)
         if pts:
             ax.errorbar([p[0] for p in pts], [p[1]["mean"] for p in pts], [p[1]["sd"] for p in pts], marker="o",
                         capsize=3, label=kind)  # fmt: skip
     ax.set(xlabel="latent size (0: the readings alone)", ylabel="F1 (mean ± sd over folds)", xticks=grid.latent_dims)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    out.append(("F1 by latent size per classifier, 30 readings", _png(fig)))
+    out.append((f"F1 by latent size per classifier, {most} readings", _png(fig)))
     plt.close(fig)
     fig, ax = plt.subplots(figsize=(7, 4))
     for kind in grid.kinds:
@@ -163,7 +163,7 @@ td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}tr.pick{{backgrou
 """
 
 
-def _write(path: Path, text: str) -> None:
+def write_text(path: Path, text: str) -> None:
     """Write beside ``path`` then rename, so a failed run never leaves half a report."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     with os.fdopen(fd, "w") as fh:
@@ -177,5 +177,5 @@ def write(out: Path, doc: dict, grid: Grid) -> None:
     out.mkdir(parents=True, exist_ok=True)
     page_text = page(doc, charts(doc["rows"], grid))
     json_text = json.dumps(doc, indent=2) + "\n"
-    _write(out / "report.json", json_text)
-    _write(out / "report.html", page_text)
+    write_text(out / "report.json", json_text)
+    write_text(out / "report.html", page_text)

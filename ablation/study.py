@@ -17,11 +17,16 @@ The protocol (``convert.train`` / ``convert.tuning``): the training + validation
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from ablation.grid import NO_LATENTS, Grid
+
+
+def _quiet(_line: str) -> None:
+    """The encoders' epoch lines would bury the progress bar; each unit's encoder summary is in the report."""
 
 
 @dataclass(frozen=True)
@@ -61,7 +66,9 @@ def encode(X_tr, y_tr, X_te, latent_dim: int, grid: Grid, protocol) -> tuple[np.
         S_tr, y_tr, test_size=protocol.val_share, random_state=protocol.seed, stratify=y_tr
     )
     started = time.perf_counter()
-    ae, info = train.train_autoencoder(S_fit, y_fit, S_val, y_val, protocol.seed, grid.max_epochs, latent_dim)
+    ae, info = train.train_autoencoder(
+        S_fit, y_fit, S_val, y_val, protocol.seed, grid.max_epochs, latent_dim, log=_quiet
+    )
     info["seconds"] = round(time.perf_counter() - started, 1)
     return np.hstack([S_tr, train.latent_of(ae, S_tr)]), np.hstack([S_te, train.latent_of(ae, S_te)]), info
 
@@ -119,20 +126,32 @@ def run_unit(data: Data, latent_dim: int, fold: int, grid: Grid, protocol, deadl
     return {"latent_dim": latent_dim, "fold": fold, "skipped": False, "encoder": encoder, "results": results}
 
 
-def run(data: Data, grid: Grid, protocol, budget: float, jobs: int, progress: bool) -> list[dict]:
-    """Every unit, ``jobs`` at a time; units not started within ``budget`` seconds are skipped and listed."""
+def run(
+    data: Data,
+    grid: Grid,
+    protocol,
+    budget: float,
+    jobs: int,
+    progress: bool,
+    finished: dict[tuple[int, int], dict],
+    save: Callable[[dict], None],
+) -> list[dict]:
+    """Every unit not ``finished`` earlier, ``jobs`` at a time, each ``save``d as it ends; units not started within
+    ``budget`` seconds are skipped and listed. Returns every unit, finished earlier or now, in the grid's order."""
     from joblib import Parallel, delayed
     from tqdm import tqdm
 
     deadline = time.time() + budget
-    units = grid.units()
+    todo = [u for u in grid.units() if u not in finished]
     work = Parallel(n_jobs=jobs, return_as="generator")(
-        delayed(run_unit)(data, d, fold, grid, protocol, deadline) for d, fold in units
+        delayed(run_unit)(data, d, fold, grid, protocol, deadline) for d, fold in todo
     )
-    done = []
-    with tqdm(total=len(units), desc="ablation", unit="unit", disable=not progress) as bar:
+    done = dict(finished)
+    total = len(grid.units())
+    with tqdm(total=total, initial=len(finished), desc="ablation", unit="unit", disable=not progress) as bar:
         for unit in work:
-            done.append(unit)
+            save(unit)
+            done[(unit["latent_dim"], unit["fold"])] = unit
             bar.set_postfix_str(f"latent {unit['latent_dim']} fold {unit['fold']}" + (" skipped" * unit["skipped"]))
             bar.update()
-    return done
+    return [done[u] for u in grid.units()]

@@ -19,6 +19,7 @@ import dataclasses
 import datetime as dt
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,8 +76,10 @@ def train_autoencoder(
     seed: int = SEED,
     max_epochs: int = AE_MAX_EPOCHS,
     latent_dim: int = LATENT_DIM,
+    log: Callable[[str], None] = _log,
 ) -> tuple[AutoEncoder, dict]:
-    """Adam + gradient clipping; loss = MSE reconstruction + FOCAL_WEIGHT * focal(defect head); early stopping."""
+    """Adam + gradient clipping; loss = MSE reconstruction + FOCAL_WEIGHT * focal(defect head); early stopping.
+    ``log`` takes the epoch lines (the ablation drops them: its progress bar reports the units)."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     model = AutoEncoder(latent_dim=latent_dim)
@@ -110,9 +113,9 @@ def train_autoencoder(
         else:
             stale += 1
         if epoch % 5 == 0 or stale == 0:
-            _log(f"  epoch {epoch:3d}  val loss {val_loss:.4f}  (recon mse {val_mse:.4f})  best @ {best_epoch}")
+            log(f"  epoch {epoch:3d}  val loss {val_loss:.4f}  (recon mse {val_mse:.4f})  best @ {best_epoch}")
         if stale >= AE_PATIENCE:
-            _log(f"  early stop at epoch {epoch}: no improvement for {AE_PATIENCE} epochs")
+            log(f"  early stop at epoch {epoch}: no improvement for {AE_PATIENCE} epochs")
             break
     if best_state is None:
         raise RuntimeError("the AutoEncoder's validation loss was never finite; check the training data")

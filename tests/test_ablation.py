@@ -87,8 +87,9 @@ def test_the_quick_ablation_runs_every_classifier_and_latent_size_end_to_end(tmp
     encoders = [u for u in doc["units"] if u["latent_dim"] != 0]
     assert len(encoders) == 4 * grid.QUICK.folds
     assert all(u["encoder"]["epochs_run"] >= 1 for u in encoders)
-    assert doc["plan"]["predicted"]["seconds"] > 0
-    assert doc["seconds"] > 0
+    # The stated plan is honest: within 4x of the run (a shared CI machine runs other tests beside it).
+    predicted = doc["plan"]["predicted"]["seconds"]
+    assert predicted / 4 <= doc["seconds"] <= predicted * 4, (predicted, doc["seconds"])
     page = (out / "report.html").read_text()
     assert page.count("src='data:image/png;base64,") == 2
     assert "http" not in page
@@ -104,6 +105,40 @@ def test_a_spent_budget_runs_nothing_and_says_so(tmp_path):
     assert all(u["skipped"] for u in doc["units"])
     assert doc["pick"]["pick"] is None
     assert (tmp_path / "report.html").is_file()
+
+
+def test_a_rerun_continues_the_finished_units_and_gives_the_same_table(tmp_path, monkeypatch):
+    import dataclasses
+
+    from ablation import grid, job, report, study
+    from convert import kinds
+
+    tiny = grid.Grid((0, 4), ("lightgbm",), (15,), 2, 1, rows=200, params={"lightgbm": kinds.get("lightgbm").small})
+    opts = job.Options(data=_data(), out=tmp_path, grid=tiny, budget=600, seed=1, progress=False, jobs=1)
+    first = job.run(opts)
+    assert sorted(p.name for p in (tmp_path / "units").iterdir()) == [
+        "latent0-fold0.json",
+        "latent0-fold1.json",
+        "latent4-fold0.json",
+        "latent4-fold1.json",
+    ]
+    (tmp_path / "units" / "latent4-fold1.json").unlink()
+    (tmp_path / "units" / "latent0-fold0.json").write_text("{half a fi")  # an interrupted write is not a unit
+    ran = []
+    real = study.run_unit
+    monkeypatch.setattr(study, "run_unit", lambda data, d, fold, *a: ran.append((d, fold)) or real(data, d, fold, *a))
+    again = job.run(opts)
+    assert sorted(ran) == [(0, 0), (4, 1)]
+    assert again["plan"]["resumed_units"] == 2
+
+    def without_times(doc):
+        return [{k: v for k, v in r.items() if k not in report.TIMES} for r in doc["rows"]]
+
+    assert without_times(again) == without_times(first)
+    for changed in (dataclasses.replace(opts, seed=2), dataclasses.replace(opts, fresh=True)):
+        ran.clear()
+        job.run(changed)
+        assert len(ran) == 4, changed  # another plan, or --fresh: nothing reused
 
 
 def _data():

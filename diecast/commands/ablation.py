@@ -21,6 +21,7 @@ examples:
   diecast ablation                                     # the full grid on the embedded data, build/ablation
   diecast ablation --quick --out build/ablation-quick  # every classifier and latent size, small (CI)
   diecast ablation --data plant.csv --budget 1800      # stop starting new work after 30 minutes
+  diecast ablation --data plant.csv                    # again: continues with the units not finished yet
   make ablation DATA=plant.csv OUT=build/abl BUDGET=1800 QUICK=1
 
 {exits.epilog("ablation")}"""
@@ -53,7 +54,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="no new unit (a latent size on a fold) starts after this many seconds; the report lists what was not "
         "run (default: %(default)g)",
     )
-    parser.add_argument("--quick", action="store_true", help="the small grid: fewer rows, epochs, trees, 3 folds")
+    parser.add_argument("--quick", action="store_true", help="the small grid: fewer rows, epochs and trees, 3 folds")
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="redo every unit; by default a run continues the units an earlier run of the same plan (data, grid, "
+        "seed, libraries) finished in DIR/units",
+    )
     parser.add_argument("--jobs", type=positive_int, default=None, help="parallel units (default: one per core)")
     add_seed(parser, defaults.SEED, "split, fold, initialisation and classifier seed")
     add_progress(parser)
@@ -71,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=progress(args),
         jobs=args.jobs or 0,
+        fresh=args.fresh,
     )
     try:
         doc = job.run(opts)

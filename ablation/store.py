@@ -1,0 +1,66 @@
+"""Finished units on disk, so that nothing a long study computed is lost.
+
+Each unit (one latent size on one fold) is written to ``OUT/units/`` as soon as it finishes. Run again with the same
+plan (the same data file's bytes, grid, seed and library versions) and the study continues where it stopped: a cut
+budget, Ctrl-C or a lost machine costs only the units that were running. Any other plan ignores them (``--fresh``
+too). Units are seeded and independent, so a resumed study gives the numbers an uninterrupted one gives.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from ablation.grid import Grid
+from ablation.report import write_text
+
+LIBRARIES = ("torch", "scikit-learn", "xgboost-cpu", "lightgbm", "catboost", "numpy")
+
+
+def plan_key(data: Path, grid: Grid, seed: int) -> str:
+    """What a stored unit must have been computed under to be reused."""
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    what = {
+        "data_sha256": hashlib.sha256(data.read_bytes()).hexdigest(),
+        "grid": asdict(grid),
+        "seed": seed,
+        "libraries": versions,
+    }
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
+
+
+class Store:
+    """``OUT/units/latent<d>-fold<f>.json``, each ``{"plan": key, "unit": ...}``."""
+
+    def __init__(self, out: Path, key: str):
+        self.folder = out / "units"
+        self.key = key
+
+    def _path(self, latent_dim: int, fold: int) -> Path:
+        return self.folder / f"latent{latent_dim}-fold{fold}.json"
+
+    def finished(self, units: list[tuple[int, int]]) -> dict[tuple[int, int], dict]:
+        """The stored units of this plan among ``units``; anything unreadable or of another plan is not one."""
+        done = {}
+        for d, fold in units:
+            try:
+                stored = json.loads(self._path(d, fold).read_text())
+            except (OSError, ValueError):
+                continue
+            if isinstance(stored, dict) and stored.get("plan") == self.key and not stored["unit"].get("skipped"):
+                done[(d, fold)] = stored["unit"]
+        return done
+
+    def save(self, unit: dict) -> None:
+        if unit["skipped"]:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        write_text(self._path(unit["latent_dim"], unit["fold"]), json.dumps({"plan": self.key, "unit": unit}) + "\n")
