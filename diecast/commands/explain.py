@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
-from pathlib import Path
 
 from diecast import exits
+from diecast.commands.invoke import add_event_arguments, answer
 
 HELP = "explain one event (each reading's contribution to the log-odds of defect) locally and print the response"
 EXTRA = None
@@ -32,26 +30,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "to stdout first, then the response as JSON, its body decoded."
     )
     parser.epilog = EPILOG + exits.epilog("explain")
-    parser.add_argument("event", type=Path, help="event JSON file, e.g. tests/events/direct_named.json")
-    parser.add_argument(
-        "--model",
-        default=None,
-        help="a model folder, or a version under the repository's models_onnx/ (e.g. v1.1); default: MODEL_PATH, "
-        "else models_onnx/<MODEL_VERSION>",
-    )
-    parser.add_argument("--quiet-log", action="store_true", help="drop the per-request log/EMF line")
+    add_event_arguments(parser, "drop the per-request log/EMF line")
 
 
 def run(args: argparse.Namespace) -> int:
-    from diecast.commands.invoke import invoke
-
-    try:
-        event = json.loads(args.event.read_text())
-    except (OSError, ValueError) as exc:
-        print(f"error: cannot read {args.event}: {exc}", file=sys.stderr)
-        return exits.USAGE
-    response = invoke(event, args.model, args.quiet_log, explain=True)
-    if response is None:
-        return exits.USAGE
-    print(json.dumps(response, indent=2))
-    return exits.OK if response.get("statusCode", 200) < 400 else exits.EXPLAIN_ERROR_ANSWER
+    return answer(args, explain=True, error_exit=exits.EXPLAIN_ERROR_ANSWER)

@@ -44,6 +44,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "(and capture lines, when capture is on) go to stdout first, then the response as JSON, its body decoded."
     )
     parser.epilog = EPILOG + exits.epilog("invoke")
+    add_event_arguments(parser, "drop the per-request log/EMF line (capture lines are still written)")
+
+
+def run(args: argparse.Namespace) -> int:
+    return answer(args, explain=False, error_exit=exits.INVOKE_ERROR_ANSWER)
+
+
+def add_event_arguments(parser: argparse.ArgumentParser, quiet_help: str) -> None:
+    """EVENT, ``--model`` and ``--quiet-log``: what ``invoke`` and ``explain`` both take."""
     parser.add_argument("event", type=Path, help="event JSON file, e.g. tests/events/direct_named.json")
     parser.add_argument(
         "--model",
@@ -51,22 +60,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="a model folder, or a version under the repository's models_onnx/ (e.g. v1.1); default: MODEL_PATH, "
         "else models_onnx/<MODEL_VERSION>",
     )
-    parser.add_argument(
-        "--quiet-log", action="store_true", help="drop the per-request log/EMF line (capture lines are still written)"
-    )
+    parser.add_argument("--quiet-log", action="store_true", help=quiet_help)
 
 
-def run(args: argparse.Namespace) -> int:
+def answer(args: argparse.Namespace, explain: bool, error_exit: int) -> int:
+    """Read the event, answer it, print the response; ``error_exit`` when the application answers >= 400."""
     try:
         event = json.loads(args.event.read_text())
     except (OSError, ValueError) as exc:
         print(f"error: cannot read {args.event}: {exc}", file=sys.stderr)
         return exits.USAGE
-    response = invoke(event, args.model, args.quiet_log)
+    response = invoke(event, args.model, args.quiet_log, explain=explain)
     if response is None:
         return exits.USAGE
     print(json.dumps(response, indent=2))
-    return exits.OK if response.get("statusCode", 200) < 400 else exits.INVOKE_ERROR_ANSWER
+    return exits.OK if response.get("statusCode", 200) < 400 else error_exit
 
 
 def invoke(event: object, model: str | None, quiet_log: bool, explain: bool = False) -> dict | None:
