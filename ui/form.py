@@ -90,12 +90,14 @@ def explanation_words(contributions: dict[str, float], k: int = 3) -> str:
     return "Readings that moved this prediction most: " + "; ".join(parts) + "."
 
 
+ANSWER_FIELDS = ("probability", "class", "confidence")  # what the page keeps of a part's prediction
+
+
+def answer_fields(prediction: dict[str, Any]) -> dict[str, Any]:
+    """One part's prediction (the handler's ``prediction`` object) -> the fields the history and tables keep."""
+    return {k: prediction[k] for k in ANSWER_FIELDS}
+
+
 def prediction_row(body: dict[str, Any]) -> dict[str, Any]:
     """A one-part answer -> the history row the page keeps."""
-    prediction = body["prediction"]
-    return {
-        "class": prediction["class"],
-        "probability": prediction["probability"],
-        "confidence": prediction["confidence"],
-        "model_version": body["model_version"],
-    }
+    return {**answer_fields(body["prediction"]), "model_version": body["model_version"]}

@@ -15,6 +15,7 @@ import numpy as np
 from batch import io, step
 from batch.job import BatchInputError
 from ui.client import Client, Reply
+from ui.form import answer_fields
 
 MAX_ROWS = 10_000  # the page's limit; diecast score has none
 ROWS_PER_REQUEST = 200  # ~1 KiB a row in JSON: well under the API's 1 MiB body limit
@@ -93,7 +94,7 @@ def _score_chunk(
         reply = client.predict(payload)
         if reply.ok:
             for i, item in zip(pending, reply.body["predictions"], strict=True):
-                answers[i] = _answer(item)
+                answers[i] = answer_fields(item["prediction"])
             return str(reply.body.get("model_version", ""))
         refused = _refused_rows(reply)
         if not refused:
@@ -115,15 +116,6 @@ def _refused_rows(reply: Reply) -> dict[int, str]:
             text = f"{detail.get('field')}: {detail.get('reason')}"
             out[row] = f"{out[row]}; {text}" if row in out else text
     return out
-
-
-def _answer(item: dict[str, Any]) -> dict[str, Any]:
-    prediction = item["prediction"]
-    return {
-        "probability": prediction["probability"],
-        "class": prediction["class"],
-        "confidence": prediction["confidence"],
-    }
 
 
 def ordered(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
