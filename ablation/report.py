@@ -163,19 +163,29 @@ td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}tr.pick{{backgrou
 """
 
 
-def write_text(path: Path, text: str) -> None:
-    """Write beside ``path`` then rename, so a failed run never leaves half a report."""
+def write_bytes(path: Path, data: bytes) -> None:
+    """Write beside ``path`` then rename, so a failed run never leaves half a file."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
     os.chmod(tmp, 0o644)
     os.replace(tmp, path)
 
 
+def write_text(path: Path, text: str) -> None:
+    write_bytes(path, text.encode())
+
+
+CHART_FILES = ("f1-by-latent.png", "f1-vs-predict-time.png")  # the charts of ``charts``, in its order
+
+
 def write(out: Path, doc: dict, grid: Grid) -> None:
-    """report.json and report.html into ``out``: both texts are made before either is written."""
+    """report.json, report.html and each chart as a PNG into ``out``: every text is made before any is written."""
     out.mkdir(parents=True, exist_ok=True)
-    page_text = page(doc, charts(doc["rows"], grid))
+    pictures = charts(doc["rows"], grid)
+    page_text = page(doc, pictures)
     json_text = json.dumps(doc, indent=2) + "\n"
+    for name, (_, png) in zip(CHART_FILES, pictures, strict=False):
+        write_bytes(out / name, base64.b64decode(png))
     write_text(out / "report.json", json_text)
     write_text(out / "report.html", page_text)

@@ -67,7 +67,7 @@ def test_the_pick_replaces_the_default_only_beyond_the_standard_errors():
 
 @pytest.mark.slow
 def test_the_quick_ablation_runs_every_classifier_and_latent_size_end_to_end(tmp_path, capsys):
-    from ablation import grid
+    from ablation import grid, report
     from diecast import cli, exits
 
     out = tmp_path / "abl"
@@ -92,6 +92,8 @@ def test_the_quick_ablation_runs_every_classifier_and_latent_size_end_to_end(tmp
     assert predicted / 4 <= doc["seconds"] <= predicted * 4, (predicted, doc["seconds"])
     page = (out / "report.html").read_text()
     assert page.count("src='data:image/png;base64,") == 2
+    for name in report.CHART_FILES:
+        assert (out / name).read_bytes().startswith(b"\x89PNG"), name
     assert "http" not in page
     assert "pick:" in capsys.readouterr().out
 

@@ -334,6 +334,30 @@ def test_the_search_adopts_a_candidate_only_with_a_significant_gain_and_records_
     assert found["predicted_seconds"] > 0
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["random_forest", "xgboost", "lightgbm", "catboost"])
+def test_cross_validation_and_the_search_work_for_every_kind(kind, small_features):
+    import dataclasses
+
+    from convert import kinds, tuning
+
+    F, y = small_features
+    k = kinds.get(kind)
+    protocol = dataclasses.replace(_protocol(3), kind=kind)
+    cv = tuning.cross_validate_gb(F, y, k.small, protocol)
+    assert len(cv["f1_score"]["folds"]) == 3
+    assert cv["f1_score"]["mean"] > 0.3  # a real classifier, not the base rate
+    space = {key: values[:2] for key, values in k.space.items()}  # the kind's own space, cut small
+    settings = tuning.SearchSettings(1e6, k.small, space, max_candidates=3, factor=3, min_rows=150, kind=kind)
+    found = tuning.search_gb(F, y, protocol, cv, settings)
+    tried = found["candidates"]
+    assert tried[0]["params"] == k.small
+    assert len(tried) == 3
+    assert all(set(c["params"]) <= set(k.small) | set(k.space) for c in tried)
+    assert found["decision"] in ("adopted", "kept default")
+    assert found["params"] == (found["best"] if found["decision"] == "adopted" else k.small)
+
+
 def test_the_search_keeps_the_default_when_it_wins(small_features):
     F, y = small_features
     default = {"n_estimators": 40, "max_depth": 3}
