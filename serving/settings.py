@@ -63,10 +63,11 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
         """The settings an environment asks for; ``ConfigurationError`` naming the first bad variable (checked in
         field order)."""
-        model_version = _model_version(environ.get("MODEL_VERSION", DEFAULT_VERSION))
-        log_level = _log_level(environ.get("LOG_LEVEL", "INFO"))
-        max_batch_size = _positive_int(environ, "MAX_BATCH_SIZE", 1000)
-        max_body_bytes = _positive_int(environ, "MAX_BODY_BYTES", 1 << 20)
+        # The field defaults above are the one place each default is written (a dataclass keeps them on the class).
+        model_version = _model_version(environ.get("MODEL_VERSION", cls.model_version))
+        log_level = _log_level(environ.get("LOG_LEVEL", cls.log_level))
+        max_batch_size = _positive_int(environ, "MAX_BATCH_SIZE", cls.max_batch_size)
+        max_body_bytes = _positive_int(environ, "MAX_BODY_BYTES", cls.max_body_bytes)
         capture = capture_enabled(environ.get(CAPTURE_VAR))
         split = environ.get("AB_SPLIT")
         ab_version, ab_share = routing.parse_split(split) if split else ("", 0.0)
@@ -77,7 +78,7 @@ class Settings:
             log_level=log_level,
             max_batch_size=max_batch_size,
             max_body_bytes=max_body_bytes,
-            metric_namespace=environ.get("METRIC_NAMESPACE", METRIC_NAMESPACE),
+            metric_namespace=environ.get("METRIC_NAMESPACE", cls.metric_namespace),
             capture=capture,
             ab_version=ab_version,
             ab_share=ab_share,
