@@ -126,6 +126,14 @@ def charts(table: list[dict], grid: Grid) -> list[tuple[str, str]]:
     return out
 
 
+def describe(config: tuple | None) -> str:
+    """A configuration in words: ``lightgbm, latent 8, 30 readings``."""
+    if config is None:
+        return "none"
+    kind, latent, k = config
+    return f"{kind}, {'no latents' if latent == NO_LATENTS else f'latent {latent}'}, {k} readings"
+
+
 def _cell(v: dict) -> str:
     return f"{v['mean']:.4f} ± {v['sd']:.4f}"
 
@@ -156,7 +164,7 @@ td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}tr.pick{{backgrou
 <p>{e(doc["plan"]["description"])}. Predicted {doc["plan"]["predicted"]["seconds"]:.0f} s; ran in
 {doc["seconds"]:.0f} s (budget {doc["plan"]["budget_seconds"]:.0f} s); {len(doc["rows"])} configurations run,
 {len(doc["not_run"])} not run.</p>
-<p><b>Pick:</b> {e(str(picked))} ({e(doc["pick"]["decision"])})<br>
+<p><b>Pick:</b> {e(describe(picked))} ({e(doc["pick"]["decision"])})<br>
 <b>Reproduce:</b> <code>{e(cmd["command"] or "-")}</code> {e(cmd["note"])}</p>
 {figures}<h2>Every configuration (mean ± sd over {doc["plan"]["folds"]} folds), best F1 first</h2>
 <table><tr>{head}</tr>{"".join(body)}</table><p>Not run: {e(missing)}</p></body></html>

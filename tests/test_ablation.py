@@ -63,6 +63,8 @@ def test_the_pick_replaces_the_default_only_beyond_the_standard_errors():
         "make train VERSION=v2.0 MODEL=lightgbm LATENT_DIM=8 DATA=plant.csv"
     )
     assert report.train_command(("xgboost", 0, 30), "plant.csv")["command"] is None  # no latents: not trainable
+    assert report.describe(("lightgbm", 8, 30)) == "lightgbm, latent 8, 30 readings"
+    assert report.describe(("xgboost", 0, 15)) == "xgboost, no latents, 15 readings"
 
 
 @pytest.mark.slow

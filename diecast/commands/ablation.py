@@ -67,7 +67,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ablation import grid, job
+    from ablation import grid, job, report
     from convert import dataset, kernels
 
     opts = job.Options(
@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
             f"  {r['model']:<18} latent {r['latent_dim']:>2}  {r['features']} readings  "
             f"F1 {r['f1_score']['mean']:.4f} ± {r['f1_score']['sd']:.4f}"
         )
-    print(f"pick: {doc['pick']['pick']} ({doc['pick']['decision']})")
+    print(f"pick: {report.describe(doc['pick']['pick'])} ({doc['pick']['decision']})")
     print(f"reproduce: {doc['train_command']['command'] or '-'} ({doc['train_command']['note']})")
     print(f"wrote {args.out / 'report.json'} and {args.out / 'report.html'}")
     return exits.OK
