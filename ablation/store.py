@@ -55,8 +55,9 @@ class Store:
                 stored = json.loads(self._path(d, fold).read_text())
             except (OSError, ValueError):
                 continue
-            if isinstance(stored, dict) and stored.get("plan") == self.key and not stored["unit"].get("skipped"):
-                done[(d, fold)] = stored["unit"]
+            unit = stored.get("unit") if isinstance(stored, dict) and stored.get("plan") == self.key else None
+            if isinstance(unit, dict) and unit.get("results") and not unit.get("skipped"):
+                done[(d, fold)] = unit
         return done
 
     def save(self, unit: dict) -> None:
