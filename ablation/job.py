@@ -91,7 +91,7 @@ def run(opts: Options) -> dict:
         "torch_kernels": level,
         "data": str(opts.data),
         "pick": chosen,
-        "train_command": report.train_command(chosen["pick"], opts.data),
+        "train_command": report.reproduce(chosen, table, opts.data),
         "rows": table,
         "not_run": missing,
         "units": [{k: u[k] for k in ("latent_dim", "fold", "skipped")} | {"encoder": u.get("encoder")} for u in units],

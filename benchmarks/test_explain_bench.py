@@ -1,7 +1,7 @@
 """The explain function's latency: one part (POST /explain through the handler) and a batch of 100 parts.
 
-The issue's budget is a p50 of at most 100 ms for one part on the CI machine kind; that is the gate, absolute
-because an operator screen waits on it. The batch is gated on its cost per part against one part's (explaining is
+The budget is a p50 of at most 100 ms for one part on the CI machine kind; that is the gate, absolute because an
+operator's screen waits on it. The batch is gated on its cost per part against one part's (explaining is
 one graph run per part, so a batch should cost about its parts' sum). The numbers go to build/bench/explain.json.
 """
 

@@ -59,10 +59,19 @@ def test_the_pick_replaces_the_default_only_beyond_the_standard_errors():
     adopted = report.pick([far, default])
     assert adopted["pick"] == ("lightgbm", 8, 30)
     assert adopted["decision"].startswith("adopted")
-    assert report.train_command(adopted["pick"], "plant.csv")["command"] == (
+    assert report.reproduce(adopted, [far, default], "plant.csv")["command"] == (
         "make train VERSION=v2.0 MODEL=lightgbm LATENT_DIM=8 DATA=plant.csv"
     )
-    assert report.train_command(("xgboost", 0, 30), "plant.csv")["command"] is None  # no latents: not trainable
+    # a pick make train cannot train (no latents, or fewer readings) is a study result; the command is the margin
+    # rule's pick among the configurations it can train, and the note says both
+    for untrainable in (_row("xgboost", 0, 30, [0.90, 0.91, 0.89]), _row("xgboost", 8, 25, [0.90, 0.91, 0.89])):
+        table = [untrainable, far, close, default]
+        found = report.reproduce(report.pick(table), table, "plant.csv")
+        assert found["pick"] == ("lightgbm", 8, 30)
+        assert found["command"] == "make train VERSION=v2.0 MODEL=lightgbm LATENT_DIM=8 DATA=plant.csv"
+        assert "study result only" in found["note"]
+    table = [_row("xgboost", 0, 30, [0.90, 0.91, 0.89]), default]
+    assert report.reproduce(report.pick(table), table, "x.csv")["pick"] == ("gradient_boosting", 12, 30)
     assert report.describe(("lightgbm", 8, 30)) == "lightgbm, latent 8, 30 readings"
     assert report.describe(("xgboost", 0, 15)) == "xgboost, no latents, 15 readings"
 
