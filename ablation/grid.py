@@ -22,7 +22,8 @@ DEFAULT_CONFIG = (kinds.DEFAULT_KIND, kinds.DEFAULT_LATENT_DIM, 30)  # the shipp
 # (v1.0: 157 s for 99 of 120 epochs on 5,273 rows); a default GB fit 7.9 s per 1,000 rows (v1.0: 41.9 s), the
 # other kinds in proportion to GB's as fitted side by side on 5,123 rows of the embedded data. Trees scale with
 # the kind's cost (convert.kinds.Kind.cost). Small runs are dominated by what does not scale with rows: each
-# worker imports torch and the five libraries (6.3 s of CPU), and each fit carries the threshold rule's own work.
+# worker imports torch and the five libraries (WORKER_START_SECONDS of CPU), and each fit carries the threshold rule's
+# own work (FIT_OVERHEAD_SECONDS).
 EPOCH_SECONDS_PER_1K = 0.30
 TYPICAL_EPOCH_SHARE = 0.8
 FIT_SECONDS_PER_1K = {

@@ -65,7 +65,7 @@ def run(opts: Options) -> dict:
     jobs = opts.jobs or os.cpu_count() or 1
     plan = plan_of(opts, len(data.y), jobs)
     predicted = plan["predicted"]
-    store = Store(opts.out, plan_key(opts.data, opts.grid, opts.seed))
+    store = Store(opts.out, plan_key(opts.data, opts.grid, opts.seed, level))
     finished = {} if opts.fresh else store.finished(opts.grid.units())
     plan["resumed_units"] = len(finished)
     left = predicted["seconds"] * (1 - len(finished) / plan["units"])

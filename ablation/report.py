@@ -72,9 +72,13 @@ def pick(table: list[dict]) -> dict:
     return {"decision": f"{verdict}: {reason}", "best": key(best), "pick": chosen, "rule": rule}
 
 
+ALL_READINGS = max(FEATURE_COUNTS)
+TRAINABLE = f"an encoder of latent size {', '.join(map(str, kinds.LATENT_DIMS))} on all {ALL_READINGS} readings"
+
+
 def trainable(config: tuple | None) -> bool:
-    """Whether ``make train`` trains a configuration: an encoder of latent size 4-16 on all 30 readings."""
-    return config is not None and config[1] in kinds.LATENT_DIMS and config[2] == max(FEATURE_COUNTS)
+    """Whether ``make train`` trains a configuration (``TRAINABLE``)."""
+    return config is not None and config[1] in kinds.LATENT_DIMS and config[2] == ALL_READINGS
 
 
 def _command(config: tuple, data: Path) -> str:
@@ -95,8 +99,8 @@ def reproduce(chosen: dict, table: list[dict], data: Path) -> dict:
     return {
         "command": _command(alt, data) if alt else None,
         "pick": alt,
-        "note": f"the pick ({describe(config)}) is a study result only: make train trains an encoder of latent size "
-        f"4-16 on all 30 readings. Among those, the margin rule picks {describe(alt)} ({among['decision']})",
+        "note": f"the pick ({describe(config)}) is a study result only: make train trains {TRAINABLE}. Among those, "
+        f"the margin rule picks {describe(alt)} ({among['decision']})",
     }
 
 
@@ -148,6 +152,11 @@ def describe(config: tuple | None) -> str:
     return f"{kind}, {'no latents' if latent == NO_LATENTS else f'latent {latent}'}, {k} readings"
 
 
+def _resumed(plan: dict) -> str:
+    n = plan.get("resumed_units", 0)
+    return f", continuing {n} of {plan['units']} units finished by an earlier run" if n else ""
+
+
 def _cell(v: dict) -> str:
     return f"{v['mean']:.4f} ± {v['sd']:.4f}"
 
@@ -176,8 +185,8 @@ def page(doc: dict, pictures: list[tuple[str, str]]) -> str:
 td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}tr.pick{{background:#dfd;font-weight:bold}}</style>
 </head><body><h1>Ablation: latent size x classifier x readings</h1>
 <p>{e(doc["plan"]["description"])}. Predicted {doc["plan"]["predicted"]["seconds"]:.0f} s; ran in
-{doc["seconds"]:.0f} s (budget {doc["plan"]["budget_seconds"]:.0f} s); {len(doc["rows"])} configurations run,
-{len(doc["not_run"])} not run.</p>
+{doc["seconds"]:.0f} s (budget {doc["plan"]["budget_seconds"]:.0f} s){e(_resumed(doc["plan"]))};
+{len(doc["rows"])} configurations run, {len(doc["not_run"])} not run.</p>
 <p><b>Pick:</b> {e(describe(picked))} ({e(doc["pick"]["decision"])})<br>
 <b>Reproduce:</b> <code>{e(cmd["command"] or "-")}</code> {e(cmd["note"])}</p>
 {figures}<h2>Every configuration (mean ± sd over {doc["plan"]["folds"]} folds), best F1 first</h2>
@@ -207,7 +216,10 @@ def write(out: Path, doc: dict, grid: Grid) -> None:
     pictures = charts(doc["rows"], grid)
     page_text = page(doc, pictures)
     json_text = json.dumps(doc, indent=2) + "\n"
-    for name, (_, png) in zip(CHART_FILES, pictures, strict=False):
-        write_bytes(out / name, base64.b64decode(png))
+    for name, (_, png) in zip(CHART_FILES, pictures or [("", "")] * len(CHART_FILES), strict=True):
+        if png:
+            write_bytes(out / name, base64.b64decode(png))
+        else:
+            (out / name).unlink(missing_ok=True)  # an earlier run's chart would not match this report
     write_text(out / "report.json", json_text)
     write_text(out / "report.html", page_text)

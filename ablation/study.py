@@ -143,7 +143,7 @@ def run(
 
     deadline = time.time() + budget
     todo = [u for u in grid.units() if u not in finished]
-    work = Parallel(n_jobs=jobs, return_as="generator")(
+    work = Parallel(n_jobs=jobs, return_as="generator_unordered")(  # each unit is saved as soon as it ends
         delayed(run_unit)(data, d, fold, grid, protocol, deadline) for d, fold in todo
     )
     done = dict(finished)

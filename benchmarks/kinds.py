@@ -2,7 +2,8 @@
 folders, through the same handler T1 runs (``python benchmarks/kinds.py FOLDER ...``, a JSON line per folder).
 
 - graph: ``model.onnx``'s bytes and nodes, and the trees' node count;
-- cold start: a fresh process (runtime only) that builds the application and answers one event, median of 7;
+- cold start: a fresh process (runtime only) that builds the application and answers one event, median of
+  ``COLD_STARTS``;
 - warm: one event through ``App.handle`` (p50, p99 of 2,000), and ``Model.predict`` on 100 rows (p50 of 200).
 
 The folders take turns, round by round, so that a shared machine's load falls on every folder alike; each figure
@@ -71,6 +72,9 @@ def _timed(fn, n: int) -> list[float]:
     return out
 
 
+COLD_STARTS = 7  # fresh processes per folder, in the first rounds
+
+
 def measure(folders: list[Path], rounds: int = 10) -> list[dict]:
     """Every figure for every folder, the folders taking turns each round."""
     import runtime
@@ -88,7 +92,7 @@ def measure(folders: list[Path], rounds: int = 10) -> list[dict]:
         _timed(lambda app=app: _quiet_handle(app, event), 200)  # warm-up
     for r in range(rounds):
         for i, folder in enumerate(folders):
-            if r < 7:
+            if r < COLD_STARTS:
                 cold[i].append(cold_start(folder))
             one[i] += _timed(lambda i=i: _quiet_handle(apps[i], event), 2000 // rounds)
             batch[i] += _timed(lambda i=i: models[i].predict(X), 200 // rounds)

@@ -54,8 +54,8 @@ BATCH = 256
 SAMPLE_ROWS = 1_000  # rows per sampled row set for the ReferenceEvaluator: its trees run in Python, ~7 ms a row
 MAX_LISTED_ROWS = 25
 # Rows per engine call for the row sets run "all at once": onnxruntime keeps each session's arena at its largest
-# call, and the graph's (n, 4, 30, 30) attention intermediates take ~14 KB a row each; a forest's ~330k
-# split-threshold rows in one call took the machine's memory.
+# call, and the graph's (n, 4, 30, 30) attention intermediates take ~14 KB a row each, so a forest's ~330k
+# split-threshold rows in one call need over 20 GB for the two sessions.
 MAX_CALL_ROWS = 32_768
 
 

@@ -64,7 +64,6 @@ class Kind:
 
         if self.decision_is_log_odds:
             return np.asarray(model.decision_function(X), dtype=np.float64)
-
         return shapley.log_odds(self.proba(model, X))
 
 

@@ -199,8 +199,7 @@ def _batch(client: clients.Client, readings: form.Readings) -> None:
 
 
 def _history_row(part: dict[str, Any], scored: parts.Scored) -> dict[str, Any]:
-    keys = ("class", "probability", "confidence")
-    return {**{k: part[k] for k in keys}, "model_version": scored.model_version}
+    return {**form.answer_fields(part), "model_version": scored.model_version}
 
 
 def _show_batch(scored: parts.Scored, name: str) -> None:

@@ -1,5 +1,5 @@
-"""``diecast ablation [--data CSV] [--out DIR] [--budget SECONDS] [--quick]``: which latent size, classifier and
-feature selection is best on these rows, by ``make train``'s protocol and margin rule?"""
+"""``diecast ablation [--data CSV] [--out DIR] [--budget SECONDS] [--quick] [--fresh] [--jobs N]``: which latent size,
+classifier and feature selection is best on these rows, by ``make train``'s protocol and margin rule?"""
 
 from __future__ import annotations
 
@@ -93,5 +93,5 @@ def run(args: argparse.Namespace) -> int:
         )
     print(f"pick: {report.describe(doc['pick']['pick'])} ({doc['pick']['decision']})")
     print(f"reproduce: {doc['train_command']['command'] or '-'} ({doc['train_command']['note']})")
-    print(f"wrote {args.out / 'report.json'} and {args.out / 'report.html'}")
+    print(f"wrote {args.out}: report.json, report.html and its charts; the finished units in {args.out / 'units'}")
     return exits.OK
