@@ -90,7 +90,7 @@ def explanation_words(contributions: dict[str, float], k: int = 3) -> str:
     return "Readings that moved this prediction most: " + "; ".join(parts) + "."
 
 
-ANSWER_FIELDS = ("class", "probability", "confidence")  # what the page keeps of a part's prediction
+ANSWER_FIELDS = ("probability", "class", "confidence")  # a prediction as the tables show it, in order
 
 
 def answer_fields(prediction: dict[str, Any]) -> dict[str, Any]:
